@@ -1,0 +1,280 @@
+//! Conversions between JavaScript values and the crate's types, with validation that names
+//! what is wrong.
+
+use crate::error::Error;
+use napi::bindgen_prelude::{
+    check_status, BigInt, JsObjectValue, JsValue, Object, Unknown, ValueType,
+};
+use napi::sys;
+use rmpv::Value;
+use std::ptr;
+
+/// How deeply a payload object may nest (also stops cyclic objects).
+const MAX_PAYLOAD_DEPTH: usize = 64;
+
+/// The value's type; `Unknown` when it cannot be read.
+pub fn kind(value: &Unknown) -> ValueType {
+    value.get_type().unwrap_or(ValueType::Unknown)
+}
+
+pub fn type_name(value: &Unknown) -> &'static str {
+    match value.get_type() {
+        Ok(ValueType::Undefined) => "undefined",
+        Ok(ValueType::Null) => "null",
+        Ok(ValueType::Boolean) => "boolean",
+        Ok(ValueType::Number) => "number",
+        Ok(ValueType::String) => "string",
+        Ok(ValueType::Symbol) => "symbol",
+        Ok(ValueType::Object) => "object",
+        Ok(ValueType::Function) => "function",
+        Ok(ValueType::External) => "external",
+        Ok(ValueType::BigInt) => "bigint",
+        _ => "unknown",
+    }
+}
+
+pub fn is_nullish(value: &Unknown) -> bool {
+    matches!(
+        value.get_type(),
+        Ok(ValueType::Undefined) | Ok(ValueType::Null)
+    )
+}
+
+fn wrong_type(what: &str, expected: &str, value: &Unknown) -> Error {
+    Error::Type(format!(
+        "{what} must be {expected}, got {}",
+        type_name(value)
+    ))
+}
+
+pub fn string(what: &str, value: &Unknown) -> Result<String, Error> {
+    if kind(value) != ValueType::String {
+        return Err(wrong_type(what, "a string", value));
+    }
+    // SAFETY: checked to be a string.
+    unsafe { value.cast::<String>() }.map_err(|e| Error::Type(e.reason.clone()))
+}
+
+pub fn number(what: &str, value: &Unknown) -> Result<f64, Error> {
+    if kind(value) != ValueType::Number {
+        return Err(wrong_type(what, "a number", value));
+    }
+    // SAFETY: checked to be a number.
+    unsafe { value.cast::<f64>() }.map_err(|e| Error::Type(e.reason.clone()))
+}
+
+pub fn boolean(what: &str, value: &Unknown) -> Result<bool, Error> {
+    if kind(value) != ValueType::Boolean {
+        return Err(wrong_type(what, "a boolean", value));
+    }
+    // SAFETY: checked to be a boolean.
+    unsafe { value.cast::<bool>() }.map_err(|e| Error::Type(e.reason.clone()))
+}
+
+/// A duration in milliseconds: a finite number, not negative.
+pub fn millis(what: &str, value: &Unknown) -> Result<std::time::Duration, Error> {
+    let n = number(what, value)?;
+    if !n.is_finite() || n < 0.0 {
+        return Err(Error::Range(format!(
+            "{what} must be a finite number of milliseconds >= 0, got {n}"
+        )));
+    }
+    Ok(std::time::Duration::from_secs_f64(n / 1000.0))
+}
+
+/// Reads `key` of an options object; `None` when absent, undefined or null.
+pub fn field<'env>(object: &Object<'env>, key: &str) -> Result<Option<Unknown<'env>>, Error> {
+    let value: Unknown = object
+        .get_named_property(key)
+        .map_err(|e| Error::Type(format!("cannot read option {key}: {}", e.reason)))?;
+    Ok((!is_nullish(&value)).then_some(value))
+}
+
+/// Accepts undefined/null (no options) or a plain object.
+pub fn options<'env>(
+    what: &str,
+    value: Option<Unknown<'env>>,
+) -> Result<Option<Object<'env>>, Error> {
+    let Some(value) = value.filter(|v| !is_nullish(v)) else {
+        return Ok(None);
+    };
+    if kind(&value) != ValueType::Object {
+        return Err(wrong_type(what, "an object", &value));
+    }
+    // SAFETY: checked to be an object.
+    Ok(Some(
+        unsafe { value.cast::<Object>() }.map_err(|e| Error::Type(e.reason.clone()))?,
+    ))
+}
+
+/// The bytes of a Buffer, any ArrayBuffer view (typed array, DataView) or an ArrayBuffer;
+/// `None` for anything else. The slice borrows JavaScript memory: copy it before returning
+/// to JavaScript.
+pub fn binary<'a>(value: &'a Unknown) -> Option<&'a [u8]> {
+    let env = value.value().env;
+    let raw = value.value().value;
+    let mut data: *mut std::ffi::c_void = ptr::null_mut();
+    let mut len: usize = 0;
+    let mut flag = false;
+    // SAFETY: plain napi queries on a live value of the current env.
+    unsafe {
+        if sys::napi_is_typedarray(env, raw, &mut flag) == sys::Status::napi_ok && flag {
+            let mut kind = 0;
+            let mut length = 0;
+            let mut buffer = ptr::null_mut();
+            let mut offset = 0;
+            sys::napi_get_typedarray_info(
+                env,
+                raw,
+                &mut kind,
+                &mut length,
+                &mut data,
+                &mut buffer,
+                &mut offset,
+            );
+            len = length * element_size(kind);
+        } else if sys::napi_is_dataview(env, raw, &mut flag) == sys::Status::napi_ok && flag {
+            let mut buffer = ptr::null_mut();
+            let mut offset = 0;
+            sys::napi_get_dataview_info(env, raw, &mut len, &mut data, &mut buffer, &mut offset);
+        } else if sys::napi_is_arraybuffer(env, raw, &mut flag) == sys::Status::napi_ok && flag {
+            sys::napi_get_arraybuffer_info(env, raw, &mut data, &mut len);
+        } else {
+            return None;
+        }
+        if data.is_null() || len == 0 {
+            return Some(&[]);
+        }
+        Some(std::slice::from_raw_parts(data as *const u8, len))
+    }
+}
+
+fn element_size(kind: sys::napi_typedarray_type) -> usize {
+    use sys::TypedarrayType as T;
+    match kind {
+        T::int16_array | T::uint16_array => 2,
+        T::int32_array | T::uint32_array | T::float32_array => 4,
+        // float64, bigint64, biguint64
+        8..=10 => 8,
+        _ => 1,
+    }
+}
+
+/// Converts a JavaScript value to msgpack the way a JavaScript msgpack encoder would:
+/// whole numbers as integers, other numbers as float64, binary as bin, arrays, plain objects
+/// as maps, undefined and null as nil.
+pub fn to_msgpack(value: &Unknown) -> Result<Value, Error> {
+    to_msgpack_at(value, 0)
+}
+
+fn to_msgpack_at(value: &Unknown, depth: usize) -> Result<Value, Error> {
+    if depth > MAX_PAYLOAD_DEPTH {
+        return Err(Error::Range(format!(
+            "payload nests deeper than {MAX_PAYLOAD_DEPTH} levels (is it cyclic?)"
+        )));
+    }
+    let kind = value
+        .get_type()
+        .map_err(|e| Error::Type(e.reason.clone()))?;
+    Ok(match kind {
+        ValueType::Undefined | ValueType::Null => Value::Nil,
+        ValueType::Boolean => Value::Boolean(boolean("payload value", value)?),
+        ValueType::Number => number_value(number("payload value", value)?),
+        ValueType::String => Value::from(string("payload value", value)?),
+        ValueType::BigInt => {
+            // SAFETY: checked to be a bigint.
+            let big =
+                unsafe { value.cast::<BigInt>() }.map_err(|e| Error::Type(e.reason.clone()))?;
+            let (signed, lossless) = big.get_i64();
+            if lossless {
+                Value::from(signed)
+            } else {
+                let (_, unsigned, lossless) = big.get_u64();
+                if !lossless {
+                    return Err(Error::Range(
+                        "payload bigint does not fit in 64 bits".into(),
+                    ));
+                }
+                Value::from(unsigned)
+            }
+        }
+        ValueType::Object => {
+            if let Some(bytes) = binary(value) {
+                return Ok(Value::Binary(bytes.to_vec()));
+            }
+            // SAFETY: checked to be an object.
+            let object =
+                unsafe { value.cast::<Object>() }.map_err(|e| Error::Type(e.reason.clone()))?;
+            if object.is_array().unwrap_or(false) {
+                let len = object
+                    .get_array_length()
+                    .map_err(|e| Error::Type(e.reason.clone()))?;
+                let mut items = Vec::with_capacity(len as usize);
+                for i in 0..len {
+                    let item: Unknown = object
+                        .get_element(i)
+                        .map_err(|e| Error::Type(e.reason.clone()))?;
+                    items.push(to_msgpack_at(&item, depth + 1)?);
+                }
+                Value::Array(items)
+            } else {
+                let keys = object
+                    .get_property_names()
+                    .map_err(|e| Error::Type(e.reason.clone()))?;
+                let len = keys
+                    .get_array_length()
+                    .map_err(|e| Error::Type(e.reason.clone()))?;
+                let mut entries = Vec::with_capacity(len as usize);
+                for i in 0..len {
+                    let key: String = keys
+                        .get_element(i)
+                        .map_err(|e| Error::Type(e.reason.clone()))?;
+                    let item: Unknown = object
+                        .get_named_property(&key)
+                        .map_err(|e| Error::Type(e.reason.clone()))?;
+                    entries.push((Value::from(key), to_msgpack_at(&item, depth + 1)?));
+                }
+                Value::Map(entries)
+            }
+        }
+        _ => {
+            return Err(Error::Type(format!(
+                "payload cannot contain a {}",
+                type_name(value)
+            )))
+        }
+    })
+}
+
+fn number_value(n: f64) -> Value {
+    const SAFE: f64 = 9_007_199_254_740_991.0;
+    if n.fract() == 0.0 && n.abs() <= SAFE && !(n == 0.0 && n.is_sign_negative()) {
+        if n >= 0.0 {
+            Value::from(n as u64)
+        } else {
+            Value::from(n as i64)
+        }
+    } else {
+        Value::F64(n)
+    }
+}
+
+/// Creates an empty JavaScript array of `len` elements and fills it.
+///
+/// # Safety
+/// `env` must be the current JavaScript thread's env.
+pub unsafe fn array(
+    env: sys::napi_env,
+    items: &[sys::napi_value],
+) -> napi::Result<sys::napi_value> {
+    let mut array = ptr::null_mut();
+    check_status!(sys::napi_create_array_with_length(
+        env,
+        items.len(),
+        &mut array
+    ))?;
+    for (i, item) in items.iter().enumerate() {
+        check_status!(sys::napi_set_element(env, array, i as u32, *item))?;
+    }
+    Ok(array)
+}

@@ -1,0 +1,333 @@
+//! `PionIpc` as a native class. index.js wraps it into an EventEmitter.
+
+use super::bridge::{buffer, Batch, Bridge};
+use super::convert;
+use super::errors;
+use crate::error::Error;
+use crate::protocol::{Frame, FrameType};
+use crate::sidecar::{find_binary, Ipc, IpcConfig, LookupInput};
+use napi::bindgen_prelude::*;
+use napi::sys;
+use napi_derive::napi;
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+thread_local! {
+    /// The controllers created on this JavaScript thread (main or worker), killed when its
+    /// environment is torn down.
+    static LIVE: RefCell<Option<Vec<Weak<IpcHandle>>>> = const { RefCell::new(None) };
+}
+
+struct IpcHandle(Ipc);
+
+fn register_for_cleanup(env: &Env, handle: &Arc<IpcHandle>) -> Result<()> {
+    LIVE.with(|live| {
+        let mut live = live.borrow_mut();
+        if live.is_none() {
+            env.add_env_cleanup_hook((), |_| {
+                LIVE.with(|live| {
+                    for handle in live.borrow_mut().take().unwrap_or_default() {
+                        if let Some(handle) = handle.upgrade() {
+                            handle.0.kill_now();
+                        }
+                    }
+                });
+            })?;
+        }
+        let list = live.get_or_insert_with(Vec::new);
+        list.retain(|h| h.strong_count() > 0);
+        list.push(Arc::downgrade(handle));
+        Ok(())
+    })
+}
+
+#[napi(js_name = "NativePionIpc")]
+pub struct NativePionIpc {
+    handle: Arc<IpcHandle>,
+    bridge: Arc<Bridge>,
+    bin_path: Option<PathBuf>,
+}
+
+#[napi]
+impl NativePionIpc {
+    /// `options` as documented for PionIpc.
+    #[napi(constructor)]
+    pub fn new(env: Env, options: Option<Unknown>) -> Result<Self> {
+        let (config, bin_path) = parse_options(options).map_err(|e| errors::throw(&env, e))?;
+        let bridge = Arc::new(Bridge::default());
+        let ipc = Ipc::new(config, bridge.clone());
+        bridge.attach(ipc.clone());
+        let handle = Arc::new(IpcHandle(ipc));
+        register_for_cleanup(&env, &handle)?;
+        Ok(NativePionIpc {
+            handle,
+            bridge,
+            bin_path,
+        })
+    }
+
+    #[napi(getter)]
+    pub fn started(&self) -> bool {
+        self.handle.0.started()
+    }
+
+    /// The sidecar's process id while one runs.
+    #[napi(getter)]
+    pub fn pid(&self) -> Option<u32> {
+        self.handle.0.pid()
+    }
+
+    /// `dispatch(batch)` receives event batches while the sidecar runs (it is held only
+    /// until then, so an idle instance can be collected); `resolvePackage(name)` returns the
+    /// directory of an installed npm package, or null.
+    #[napi]
+    pub fn start<'env>(
+        &self,
+        env: &'env Env,
+        dispatch: Function<Batch, Unknown<'static>>,
+        resolve_package: Function<String, Unknown<'static>>,
+    ) -> Result<PromiseRaw<'env, ()>> {
+        let ipc = self.handle.0.clone();
+        self.bridge.open(env, &dispatch)?;
+        let locate = || self.locate(env, &resolve_package);
+        let future = ipc.start(locate).map_err(|e| errors::throw(env, e))?;
+        env.spawn_future(async move { future.await.map_err(errors::reject) })
+    }
+
+    #[napi]
+    pub fn stop<'env>(
+        &self,
+        env: &'env Env,
+        timeout: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, ()>> {
+        let timeout = match timeout.filter(|t| !convert::is_nullish(t)) {
+            Some(t) => convert::millis("timeout", &t).map_err(|e| errors::throw(env, e))?,
+            None => Duration::from_millis(5000),
+        };
+        let ipc = self.handle.0.clone();
+        env.spawn_future(async move {
+            ipc.stop(timeout).await;
+            Ok(())
+        })
+    }
+
+    /// `request(method, { pcId, dcLabel, isBinary }, payload)` → `{ header, payload }`.
+    #[napi]
+    pub fn request<'env>(
+        &self,
+        env: &'env Env,
+        method: Unknown,
+        opts: Option<Unknown>,
+        payload: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, Response>> {
+        let request = parse_request(method, opts, payload).map_err(|e| errors::throw(env, e))?;
+        let sidecar = self.handle.0.sidecar().map_err(|e| errors::throw(env, e))?;
+        let rx = sidecar
+            .request(
+                &request.method,
+                &request.pc_id,
+                &request.dc_label,
+                request.is_binary,
+                &request.payload,
+            )
+            .map_err(|e| errors::throw(env, e))?;
+        env.spawn_future(async move {
+            match rx.await {
+                Ok(Ok(frame)) => Ok(Response(frame)),
+                Ok(Err(e)) => Err(errors::reject(e)),
+                Err(_) => Err(errors::reject(Error::Stopped)),
+            }
+        })
+    }
+}
+
+impl NativePionIpc {
+    fn locate(
+        &self,
+        env: &Env,
+        resolve_package: &Function<String, Unknown<'static>>,
+    ) -> std::result::Result<PathBuf, Error> {
+        if let Some(bin) = &self.bin_path {
+            return Ok(bin.clone());
+        }
+        let process = process_info(env)
+            .map_err(|e| Error::NotFound(format!("cannot read process info: {}", e.reason)))?;
+        let package_name = format!("@coclaw/pion-ipc-{}-{}", process.platform, process.arch);
+        let package_dir = resolve_package
+            .call(package_name.clone())
+            .ok()
+            .filter(|dir| convert::kind(dir) == ValueType::String)
+            .and_then(|dir| convert::string("package directory", &dir).ok())
+            .map(PathBuf::from);
+        find_binary(&LookupInput {
+            env_bin: process.env_bin.filter(|s| !s.is_empty()).map(PathBuf::from),
+            package_name,
+            package_dir,
+            path_var: process.path.map(Into::into),
+            windows: process.platform == "win32",
+        })
+    }
+}
+
+struct ProcessInfo {
+    platform: String,
+    arch: String,
+    env_bin: Option<String>,
+    path: Option<String>,
+}
+
+/// Reads `process.platform`, `process.arch` and the two variables from `process.env` (in a
+/// worker thread that is the worker's own copy of the environment).
+fn process_info(env: &Env) -> Result<ProcessInfo> {
+    let global = env.get_global()?;
+    let process: Object = global.get_named_property("process")?;
+    let vars: Object = process.get_named_property("env")?;
+    let var = |name: &str| -> Result<Option<String>> {
+        let value: Unknown = vars.get_named_property(name)?;
+        Ok(convert::string(name, &value).ok())
+    };
+    Ok(ProcessInfo {
+        platform: process.get_named_property("platform")?,
+        arch: process.get_named_property("arch")?,
+        env_bin: var("PION_IPC_BIN")?,
+        path: var("PATH")?.or(var("Path")?),
+    })
+}
+
+fn parse_options(
+    options: Option<Unknown>,
+) -> std::result::Result<(IpcConfig, Option<PathBuf>), Error> {
+    let mut config = IpcConfig::default();
+    let Some(options) = convert::options("options", options)? else {
+        return Ok((config, None));
+    };
+    let bin_path = match convert::field(&options, "binPath")? {
+        Some(v) => Some(PathBuf::from(convert::string("binPath", &v)?)),
+        None => None,
+    };
+    if let Some(logger) = convert::field(&options, "logger")? {
+        if convert::kind(&logger) != ValueType::Function {
+            return Err(Error::Type(format!(
+                "logger must be a function, got {}",
+                convert::type_name(&logger)
+            )));
+        }
+    }
+    if let Some(v) = convert::field(&options, "timeout")? {
+        config.timeout = convert::millis("timeout", &v)?;
+    }
+    if let Some(v) = convert::field(&options, "autoRestart")? {
+        config.auto_restart = convert::boolean("autoRestart", &v)?;
+    }
+    if let Some(v) = convert::field(&options, "maxBackoffMs")? {
+        config.max_backoff = convert::millis("maxBackoffMs", &v)?;
+    }
+    if let Some(v) = convert::field(&options, "restartResetWindowMs")? {
+        config.reset_window = convert::millis("restartResetWindowMs", &v)?;
+    }
+    Ok((config, bin_path))
+}
+
+struct Request {
+    method: String,
+    pc_id: String,
+    dc_label: String,
+    is_binary: bool,
+    payload: Vec<u8>,
+}
+
+fn parse_request(
+    method: Unknown,
+    opts: Option<Unknown>,
+    payload: Option<Unknown>,
+) -> std::result::Result<Request, Error> {
+    let method = convert::string("method", &method)?;
+    if method.is_empty() {
+        return Err(Error::Type("method must not be empty".into()));
+    }
+    let mut request = Request {
+        method,
+        pc_id: String::new(),
+        dc_label: String::new(),
+        is_binary: false,
+        payload: Vec::new(),
+    };
+    if let Some(opts) = convert::options("opts", opts)? {
+        if let Some(v) = convert::field(&opts, "pcId")? {
+            request.pc_id = convert::string("opts.pcId", &v)?;
+        }
+        if let Some(v) = convert::field(&opts, "dcLabel")? {
+            request.dc_label = convert::string("opts.dcLabel", &v)?;
+        }
+        if let Some(v) = convert::field(&opts, "isBinary")? {
+            request.is_binary = is_truthy(&v);
+        }
+    }
+    if let Some(payload) = payload.filter(|p| !convert::is_nullish(p)) {
+        request.payload = match convert::binary(&payload) {
+            Some(bytes) => bytes.to_vec(),
+            None => {
+                let mut out = Vec::new();
+                crate::protocol::value::encode_value(&convert::to_msgpack(&payload)?, &mut out);
+                out
+            }
+        };
+    }
+    Ok(request)
+}
+
+fn is_truthy(value: &Unknown) -> bool {
+    // SAFETY: coercion of a live value on the JavaScript thread.
+    match value.get_type() {
+        Ok(ValueType::Boolean) => convert::boolean("", value).unwrap_or(false),
+        Ok(ValueType::Number) => convert::number("", value).is_ok_and(|n| n != 0.0 && !n.is_nan()),
+        Ok(ValueType::String) => convert::string("", value).is_ok_and(|s| !s.is_empty()),
+        Ok(ValueType::Undefined) | Ok(ValueType::Null) => false,
+        _ => true,
+    }
+}
+
+/// A response as `{ header, payload }`.
+pub struct Response(Frame);
+
+impl ToNapiValue for Response {
+    unsafe fn to_napi_value(env: sys::napi_env, response: Self) -> Result<sys::napi_value> {
+        let Response(frame) = response;
+        let env = Env::from_raw(env);
+        let h = &frame.header;
+        let mut header = Object::new(&env)?;
+        header.set(
+            "type",
+            match h.kind {
+                FrameType::Request => "req",
+                FrameType::Response => "res",
+                FrameType::Event => "evt",
+            },
+        )?;
+        header.set("id", h.id)?;
+        for (key, value) in [
+            ("method", &h.method),
+            ("pcId", &h.pc_id),
+            ("dcLabel", &h.dc_label),
+            ("error", &h.error),
+            ("event", &h.event),
+        ] {
+            if !value.is_empty() {
+                header.set(key, value.as_str())?;
+            }
+        }
+        if let Some(ok) = h.ok {
+            header.set("ok", ok)?;
+        }
+        if h.is_binary {
+            header.set("isBinary", true)?;
+        }
+        let mut result = Object::new(&env)?;
+        result.set("header", header)?;
+        let payload = buffer(env.raw(), &frame.payload)?;
+        result.set("payload", Unknown::from_raw_unchecked(env.raw(), payload))?;
+        ToNapiValue::to_napi_value(env.raw(), result)
+    }
+}

@@ -1,0 +1,206 @@
+//! Request correlation: ids, the table of requests waiting for an answer, and their timeouts.
+//!
+//! Every request of one sidecar has the same timeout, so deadlines come in order and one
+//! queue swept by one timer task serves all of them: no timer per request.
+
+use crate::error::Error;
+use crate::protocol::Frame;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::{oneshot, Notify};
+use tokio::time::Instant;
+
+pub type Reply = Result<Frame, Error>;
+
+struct Entry {
+    method: String,
+    seq: u64,
+    reply: oneshot::Sender<Reply>,
+}
+
+#[derive(Default)]
+struct Table {
+    next_id: u32,
+    seq: u64,
+    entries: HashMap<u32, Entry>,
+    deadlines: VecDeque<(Instant, u32, u64)>,
+    /// Set once the sidecar is gone: new requests fail at once with this error.
+    closed: Option<Error>,
+}
+
+pub struct PendingRequests {
+    timeout: Duration,
+    table: Mutex<Table>,
+    wake: Notify,
+}
+
+impl PendingRequests {
+    pub fn new(timeout: Duration) -> Self {
+        PendingRequests {
+            timeout,
+            table: Mutex::new(Table::default()),
+            wake: Notify::new(),
+        }
+    }
+
+    /// Registers a request and returns its id (u32, starting at 1, wrapping, skipping 0 and
+    /// ids still waiting) and the receiver of its reply.
+    pub fn register(&self, method: &str) -> Result<(u32, oneshot::Receiver<Reply>), Error> {
+        let (tx, rx) = oneshot::channel();
+        let mut table = self.table.lock().unwrap();
+        if let Some(err) = &table.closed {
+            return Err(err.clone());
+        }
+        let id = loop {
+            table.next_id = table.next_id.wrapping_add(1);
+            if table.next_id != 0 && !table.entries.contains_key(&table.next_id) {
+                break table.next_id;
+            }
+        };
+        table.seq += 1;
+        let seq = table.seq;
+        let was_idle = table.deadlines.is_empty();
+        table
+            .deadlines
+            .push_back((Instant::now() + self.timeout, id, seq));
+        table.entries.insert(
+            id,
+            Entry {
+                method: method.to_owned(),
+                seq,
+                reply: tx,
+            },
+        );
+        drop(table);
+        if was_idle {
+            self.wake.notify_one();
+        }
+        Ok((id, rx))
+    }
+
+    /// Takes the waiting request `id`, returning its method and reply sender.
+    pub fn take(&self, id: u32) -> Option<(String, oneshot::Sender<Reply>)> {
+        let entry = self.table.lock().unwrap().entries.remove(&id)?;
+        Some((entry.method, entry.reply))
+    }
+
+    /// Forgets a request whose frame could not be written.
+    pub fn cancel(&self, id: u32) {
+        self.table.lock().unwrap().entries.remove(&id);
+    }
+
+    /// Fails every waiting request, and every later one, with `err`.
+    pub fn close(&self, err: Error) {
+        let entries = {
+            let mut table = self.table.lock().unwrap();
+            table.closed.get_or_insert(err.clone());
+            table.deadlines.clear();
+            std::mem::take(&mut table.entries)
+        };
+        for (_, entry) in entries {
+            let _ = entry.reply.send(Err(err.clone()));
+        }
+        self.wake.notify_one();
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.lock().unwrap().entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Runs until [`close`](Self::close): fails each request whose deadline has passed.
+    pub async fn run_timeouts(&self) {
+        loop {
+            let next = {
+                let mut table = self.table.lock().unwrap();
+                if table.closed.is_some() {
+                    return;
+                }
+                let now = Instant::now();
+                let mut expired = Vec::new();
+                while let Some(&(deadline, id, seq)) = table.deadlines.front() {
+                    if deadline > now {
+                        break;
+                    }
+                    table.deadlines.pop_front();
+                    if table.entries.get(&id).is_some_and(|e| e.seq == seq) {
+                        expired.push((id, table.entries.remove(&id).unwrap()));
+                    }
+                }
+                let next = table.deadlines.front().map(|d| d.0);
+                drop(table);
+                for (id, entry) in expired {
+                    let _ = entry.reply.send(Err(Error::Timeout {
+                        method: entry.method,
+                        id,
+                    }));
+                }
+                next
+            };
+            match next {
+                Some(deadline) => tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => {}
+                    _ = self.wake.notified() => {}
+                },
+                None => self.wake.notified().await,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn ids_start_at_one_wrap_and_skip_zero_and_busy_ids() {
+        let pending = PendingRequests::new(Duration::from_secs(10));
+        assert_eq!(pending.register("a").unwrap().0, 1);
+        pending.table.lock().unwrap().next_id = u32::MAX - 1;
+        assert_eq!(pending.register("b").unwrap().0, u32::MAX);
+        // 0 is skipped and 1 is still waiting
+        assert_eq!(pending.register("c").unwrap().0, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_time_out_with_their_method_and_id() {
+        let pending = Arc::new(PendingRequests::new(Duration::from_millis(100)));
+        let sweeper = tokio::spawn({
+            let pending = pending.clone();
+            async move { pending.run_timeouts().await }
+        });
+        let (id, rx) = pending.register("ping").unwrap();
+        let (id2, rx2) = pending.register("pc.create").unwrap();
+        // answering one removes it from the sweep
+        let (_, tx) = pending.take(id2).unwrap();
+        tx.send(Err(Error::Remote("x".into()))).unwrap();
+        assert_eq!(
+            rx.await.unwrap(),
+            Err(Error::Timeout {
+                method: "ping".into(),
+                id
+            })
+        );
+        assert_eq!(rx2.await.unwrap(), Err(Error::Remote("x".into())));
+        pending.close(Error::Stopped);
+        sweeper.await.unwrap();
+        assert_eq!(pending.register("late").unwrap_err(), Error::Stopped);
+    }
+
+    #[tokio::test]
+    async fn close_fails_everything_waiting() {
+        let pending = PendingRequests::new(Duration::from_secs(10));
+        let (_, rx) = pending.register("ping").unwrap();
+        pending.close(Error::Exited {
+            code: Some(1),
+            signal: None,
+        });
+        assert!(matches!(rx.await.unwrap(), Err(Error::Exited { .. })));
+        assert!(pending.is_empty());
+    }
+}

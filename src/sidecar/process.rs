@@ -1,0 +1,451 @@
+//! One running sidecar: the child process, its writer, stdout reader, stderr reader, timeout
+//! sweeper and exit waiter, each a tokio task.
+
+use super::pending::{PendingRequests, Reply};
+use crate::error::Error;
+use crate::protocol::{encode_frame, Frame, FrameDecoder, FrameType, Header};
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::{ChildStdin, Command};
+use tokio::sync::{oneshot, watch, Notify};
+
+/// What a sidecar tells its owner, in the order it happened.
+#[derive(Debug)]
+pub enum Notice {
+    /// An `evt` frame.
+    Event(Frame),
+    /// A line for the logger, without the `[pion-ipc] ` prefix.
+    Log(String),
+    /// Something for the `error` event (also logged).
+    Error(Error),
+    /// The process is gone. `intentional` when stop() asked for it.
+    Exited {
+        code: Option<i32>,
+        signal: Option<String>,
+        intentional: bool,
+    },
+    /// The watchdog brought a new sidecar up.
+    Restarted,
+    /// No sidecar runs and none will be started without an explicit start().
+    Idle,
+}
+
+/// Receives notices. `flush` marks the end of a batch: everything pushed since the last
+/// flush came out of one read and may be delivered in one go.
+pub trait NoticeSink: Send + Sync + 'static {
+    fn notice(&self, notice: Notice);
+    fn flush(&self) {}
+}
+
+/// Stderr lines longer than this are cut into pieces, so a line without end cannot grow
+/// without bound.
+const MAX_STDERR_LINE: usize = 64 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
+
+#[derive(Default)]
+struct Outbox {
+    buf: Vec<u8>,
+    closing: bool,
+}
+
+struct Shared {
+    pid: u32,
+    pending: PendingRequests,
+    outbox: Mutex<Outbox>,
+    outbox_ready: Notify,
+    stopping: AtomicBool,
+    reaped: AtomicBool,
+    exited: watch::Sender<bool>,
+    sink: Arc<dyn NoticeSink>,
+}
+
+/// A handle to one running sidecar; cheap to clone.
+#[derive(Clone)]
+pub struct Sidecar {
+    shared: Arc<Shared>,
+}
+
+impl Sidecar {
+    /// Spawns `bin` with piped stdio and starts its tasks. Must be called inside a tokio
+    /// runtime.
+    pub fn spawn(
+        bin: &Path,
+        timeout: Duration,
+        sink: Arc<dyn NoticeSink>,
+    ) -> Result<Sidecar, Error> {
+        let mut command = Command::new(bin);
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        set_parent_death_signal(&mut command);
+        let mut child = command
+            .spawn()
+            .map_err(|e| Error::Spawn(format!("spawn {} {}", bin.display(), errno_name(&e))))?;
+        let pid = child.id().unwrap_or(0);
+        let stdin = child.stdin.take().expect("stdin is piped");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let shared = Arc::new(Shared {
+            pid,
+            pending: PendingRequests::new(timeout),
+            outbox: Mutex::new(Outbox::default()),
+            outbox_ready: Notify::new(),
+            stopping: AtomicBool::new(false),
+            reaped: AtomicBool::new(false),
+            exited: watch::channel(false).0,
+            sink,
+        });
+        tokio::spawn(write_loop(shared.clone(), stdin));
+        tokio::spawn({
+            let shared = shared.clone();
+            async move { shared.pending.run_timeouts().await }
+        });
+        let reader = tokio::spawn(read_loop(shared.clone(), stdout));
+        let stderr_reader = tokio::spawn(stderr_loop(shared.clone(), stderr));
+        tokio::spawn({
+            let shared = shared.clone();
+            async move {
+                let status = child.wait().await;
+                shared.reaped.store(true, Ordering::SeqCst);
+                // Everything the process wrote before it died is delivered before its exit.
+                let drain = Duration::from_secs(1);
+                let _ = tokio::time::timeout(drain, reader).await;
+                let _ = tokio::time::timeout(drain, stderr_reader).await;
+                let (code, signal) = match status {
+                    Ok(status) => exit_parts(status),
+                    Err(_) => (None, None),
+                };
+                let intentional = shared.stopping.load(Ordering::SeqCst);
+                shared.pending.close(if intentional {
+                    Error::Stopped
+                } else {
+                    Error::Exited {
+                        code,
+                        signal: signal.clone(),
+                    }
+                });
+                shared.exited.send_replace(true);
+                shared.sink.notice(Notice::Exited {
+                    code,
+                    signal,
+                    intentional,
+                });
+                shared.sink.flush();
+            }
+        });
+        Ok(Sidecar { shared })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.shared.pid
+    }
+
+    /// Queues a request frame; the receiver gets the response, or the error that ended it.
+    pub fn request(
+        &self,
+        method: &str,
+        pc_id: &str,
+        dc_label: &str,
+        is_binary: bool,
+        payload: &[u8],
+    ) -> Result<oneshot::Receiver<Reply>, Error> {
+        let pending = &self.shared.pending;
+        let (id, rx) = pending.register(method)?;
+        let header = Header {
+            kind: FrameType::Request,
+            id,
+            method: method.to_owned(),
+            pc_id: pc_id.to_owned(),
+            dc_label: dc_label.to_owned(),
+            is_binary,
+            ..Header::default()
+        };
+        let mut outbox = self.shared.outbox.lock().unwrap();
+        if outbox.closing {
+            drop(outbox);
+            pending.cancel(id);
+            return Err(Error::Stopped);
+        }
+        let was_empty = outbox.buf.is_empty();
+        if let Err(e) = encode_frame(&header, payload, &mut outbox.buf) {
+            drop(outbox);
+            pending.cancel(id);
+            return Err(Error::Range(format!("{method}: {e}")));
+        }
+        drop(outbox);
+        if was_empty {
+            self.shared.outbox_ready.notify_one();
+        }
+        Ok(rx)
+    }
+
+    /// Sends a request and waits for its response.
+    pub async fn call(
+        &self,
+        method: &str,
+        pc_id: &str,
+        dc_label: &str,
+        is_binary: bool,
+        payload: &[u8],
+    ) -> Reply {
+        let rx = self.request(method, pc_id, dc_label, is_binary, payload)?;
+        rx.await.unwrap_or(Err(Error::Stopped))
+    }
+
+    pub fn has_exited(&self) -> bool {
+        *self.shared.exited.borrow()
+    }
+
+    /// Waits until the process is gone (its exit notice sent), or `limit` passes.
+    pub async fn wait_exit(&self, limit: Duration) -> bool {
+        let mut rx = self.shared.exited.subscribe();
+        let gone = matches!(
+            tokio::time::timeout(limit, rx.wait_for(|gone| *gone)).await,
+            Ok(Ok(_))
+        );
+        gone
+    }
+
+    /// Sends `signal` unless the process has been reaped already.
+    pub fn signal(&self, signal: i32) {
+        if self.shared.pid != 0 && !self.shared.reaped.load(Ordering::SeqCst) {
+            // SAFETY: kill(2) with a pid this process spawned and has not reaped yet.
+            unsafe {
+                libc::kill(self.shared.pid as libc::pid_t, signal);
+            }
+        }
+    }
+
+    /// Marks the coming exit as intended: pending requests then fail with `ipc stopped` and
+    /// the exit notice says `intentional`.
+    pub fn mark_stopping(&self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Closes stdin (the sidecar's signal to exit) and waits `timeout`; then SIGTERM and one
+    /// more second; then SIGKILL, so that nothing is left behind. Stdout and stderr are read
+    /// all along.
+    pub async fn stop(&self, timeout: Duration) {
+        self.mark_stopping();
+        self.shared.outbox.lock().unwrap().closing = true;
+        self.shared.outbox_ready.notify_one();
+        if !self.wait_exit(timeout).await {
+            self.signal(libc::SIGTERM);
+            if !self.wait_exit(Duration::from_secs(1)).await {
+                self.signal(libc::SIGKILL);
+                self.wait_exit(Duration::from_secs(2)).await;
+            }
+        }
+        self.shared.pending.close(Error::Stopped);
+    }
+}
+
+async fn write_loop(shared: Arc<Shared>, mut stdin: ChildStdin) {
+    let mut spare = Vec::new();
+    loop {
+        let (mut batch, closing) = {
+            let mut outbox = shared.outbox.lock().unwrap();
+            let batch = std::mem::replace(&mut outbox.buf, std::mem::take(&mut spare));
+            (batch, outbox.closing)
+        };
+        if !batch.is_empty() {
+            // Everything queued since the last write goes out in one write.
+            if stdin.write_all(&batch).await.is_err() {
+                break;
+            }
+            batch.clear();
+            spare = batch;
+        } else if closing {
+            break;
+        } else {
+            shared.outbox_ready.notified().await;
+        }
+    }
+    let _ = stdin.shutdown().await;
+    drop(stdin);
+}
+
+async fn read_loop(shared: Arc<Shared>, mut stdout: impl AsyncRead + Unpin) {
+    let mut decoder = FrameDecoder::new();
+    loop {
+        let buf = decoder.buffer_mut();
+        buf.reserve(READ_CHUNK);
+        match stdout.read_buf(buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        loop {
+            match decoder.next_frame() {
+                Ok(Some(frame)) => dispatch(&shared, frame),
+                Ok(None) => break,
+                Err(e) => {
+                    // The stream cannot be trusted any more: handle it as a crash.
+                    let err = Error::Protocol(e.to_string());
+                    shared.sink.notice(Notice::Error(err));
+                    shared.sink.flush();
+                    if !shared.reaped.load(Ordering::SeqCst) {
+                        // SAFETY: our own unreaped child.
+                        unsafe {
+                            libc::kill(shared.pid as libc::pid_t, libc::SIGKILL);
+                        }
+                    }
+                    // Keep draining so the process cannot stall on a full pipe while dying.
+                    let mut sink = tokio::io::sink();
+                    let _ = tokio::io::copy(&mut stdout, &mut sink).await;
+                    return;
+                }
+            }
+        }
+        shared.sink.flush();
+    }
+    if decoder.buffered() > 0 {
+        shared.sink.notice(Notice::Log(format!(
+            "stdout ended inside a frame ({} bytes dropped)",
+            decoder.buffered()
+        )));
+        shared.sink.flush();
+    }
+}
+
+fn dispatch(shared: &Shared, frame: Frame) {
+    match frame.header.kind {
+        FrameType::Response => {
+            let id = frame.header.id;
+            let Some((method, reply)) = shared.pending.take(id) else {
+                shared
+                    .sink
+                    .notice(Notice::Log(format!("orphan response id={id}")));
+                return;
+            };
+            if frame.header.ok == Some(false) {
+                let error = if frame.header.error.is_empty() {
+                    "request failed".to_owned()
+                } else {
+                    frame.header.error.clone()
+                };
+                shared.sink.notice(Notice::Log(format!(
+                    "request error id={id} method={method} err={error}"
+                )));
+                let _ = reply.send(Err(Error::Remote(error)));
+            } else {
+                let _ = reply.send(Ok(frame));
+            }
+        }
+        FrameType::Event => shared.sink.notice(Notice::Event(frame)),
+        FrameType::Request => shared.sink.notice(Notice::Log(format!(
+            "ignored request frame from pion-ipc (method={})",
+            frame.header.method
+        ))),
+    }
+}
+
+async fn stderr_loop(shared: Arc<Shared>, mut stderr: impl AsyncRead + Unpin) {
+    let mut line = Vec::new();
+    let mut chunk = vec![0u8; 8192];
+    loop {
+        let n = match stderr.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let mut any = false;
+        for &byte in &chunk[..n] {
+            if byte == b'\n' || line.len() >= MAX_STDERR_LINE {
+                emit_stderr_line(&shared, &line);
+                line.clear();
+                any = true;
+                if byte == b'\n' {
+                    continue;
+                }
+            }
+            line.push(byte);
+        }
+        if any {
+            shared.sink.flush();
+        }
+    }
+    if !line.is_empty() {
+        emit_stderr_line(&shared, &line);
+        shared.sink.flush();
+    }
+}
+
+fn emit_stderr_line(shared: &Shared, line: &[u8]) {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    shared.sink.notice(Notice::Log(format!(
+        "[stderr] {}",
+        String::from_utf8_lossy(line)
+    )));
+}
+
+#[cfg(target_os = "linux")]
+fn set_parent_death_signal(command: &mut Command) {
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    let parent = unsafe { libc::getpid() };
+    unsafe {
+        command.pre_exec(move || {
+            // The sidecar dies with the thread that spawned it (a tokio worker, which lives
+            // as long as the process), so a parent killed by SIGKILL leaves nothing behind.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_parent_death_signal(_command: &mut Command) {}
+
+fn errno_name(e: &std::io::Error) -> String {
+    let name = match e.raw_os_error() {
+        Some(libc::ENOENT) => "ENOENT",
+        Some(libc::EACCES) => "EACCES",
+        Some(libc::ENOEXEC) => "ENOEXEC",
+        Some(libc::EPERM) => "EPERM",
+        Some(libc::ENOTDIR) => "ENOTDIR",
+        Some(libc::EISDIR) => "EISDIR",
+        _ => return e.to_string(),
+    };
+    format!("{name} ({e})")
+}
+
+#[cfg(unix)]
+fn exit_parts(status: std::process::ExitStatus) -> (Option<i32>, Option<String>) {
+    use std::os::unix::process::ExitStatusExt;
+    (status.code(), status.signal().map(signal_name))
+}
+
+#[cfg(not(unix))]
+fn exit_parts(status: std::process::ExitStatus) -> (Option<i32>, Option<String>) {
+    (status.code(), None)
+}
+
+pub fn signal_name(signal: i32) -> String {
+    let name = match signal {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGSTOP => "SIGSTOP",
+        libc::SIGSYS => "SIGSYS",
+        other => return format!("SIG{other}"),
+    };
+    name.to_owned()
+}
