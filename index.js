@@ -1,11 +1,56 @@
 'use strict'
 
-// The public surface: the native classes made EventEmitters. All behaviour lives in Rust
-// (src/); this file only forwards calls and turns event batches into emit() calls.
+// The public surface: the native classes made EventEmitters, with on<event> properties.
+// All behaviour lives in Rust (src/); this file forwards calls and emits what the native
+// side hands over in batches.
 
 const { EventEmitter } = require('node:events')
 const path = require('node:path')
-const { NativePionIpc } = require('./binding.js')
+const binding = require('./binding.js')
+
+const NATIVE = Symbol('pion-node-rs.native')
+const LOGGER = Symbol('pion-node-rs.logger')
+const INTERNAL = Symbol('pion-node-rs.internal')
+
+// A throwing listener must not cost the rest of the batch its delivery, nor break a
+// channel; its error still surfaces as an uncaught exception, as from any EventEmitter.
+function rethrowLater(err) {
+  process.nextTick(() => {
+    throw err
+  })
+}
+
+// Every batch from the native side: [target, name, ...args] entries, in sidecar order.
+function dispatch(batch) {
+  for (const [target, name, ...args] of batch) {
+    if (name === 'log') {
+      try {
+        target[LOGGER](args[0])
+      } catch {
+        // a broken logger must not break anything
+      }
+    } else if (name !== 'error' || target.listenerCount('error') > 0) {
+      try {
+        target.emit(name, ...args)
+      } catch (err) {
+        rethrowLater(err)
+      }
+    }
+  }
+}
+
+binding.init(dispatch, (native) => new RTCDataChannel(INTERNAL, native))
+
+// Native methods throw for bad arguments; as promise-returning methods they reject instead.
+// The native promise itself is returned (not adopted by an async function), so it settles
+// in the same turn as the events of its batch.
+function settle(fn) {
+  try {
+    return fn()
+  } catch (err) {
+    return Promise.reject(err)
+  }
+}
 
 function resolvePackage(name) {
   try {
@@ -19,61 +64,181 @@ function defaultLogger(line) {
   console.warn(line)
 }
 
-// A throwing listener must not cost the rest of the batch its delivery; its error still
-// surfaces as an uncaught exception, as it would from any EventEmitter.
-function rethrowLater(err) {
-  process.nextTick(() => {
-    throw err
-  })
+/** Defines on<event> properties: assigning replaces the previous handler, null removes it. */
+function defineHandlers(Class, events) {
+  for (const event of events) {
+    const slot = Symbol(`on${event}`)
+    Object.defineProperty(Class.prototype, `on${event}`, {
+      configurable: true,
+      enumerable: false,
+      get() {
+        return this[slot] ?? null
+      },
+      set(handler) {
+        if (this[slot]) this.off(event, this[slot])
+        this[slot] = typeof handler === 'function' ? handler : null
+        if (this[slot]) this.on(event, this[slot])
+      },
+    })
+  }
 }
 
 class PionIpc extends EventEmitter {
-  #native
-  #logger
-  #dispatch = (batch) => {
-    for (const [name, ...args] of batch) {
-      if (name === 'log') {
-        try {
-          this.#logger(args[0])
-        } catch {
-          // a broken logger must not break anything
-        }
-      } else if (this.listenerCount(name) > 0) {
-        try {
-          this.emit(name, ...args)
-        } catch (err) {
-          rethrowLater(err)
-        }
-      }
-    }
-  }
-
   constructor(options) {
     super()
-    this.#native = new NativePionIpc(options)
-    this.#logger = options?.logger ?? defaultLogger
+    this[NATIVE] = new binding.NativePionIpc(options, this)
+    this[LOGGER] = options?.logger ?? defaultLogger
+    // Sidecar events are re-emitted here only once someone listens for one.
+    this.on('newListener', (name) => {
+      if (typeof name === 'string' && name.includes('.')) this[NATIVE].forwardRawEvents = true
+    })
   }
 
   get started() {
-    return this.#native.started
+    return this[NATIVE].started
   }
 
   /** The sidecar's process id while one runs, else null. */
   get pid() {
-    return this.#native.pid
+    return this[NATIVE].pid
   }
 
-  async start() {
-    return this.#native.start(this.#dispatch, resolvePackage)
+  start() {
+    return settle(() => this[NATIVE].start(resolvePackage))
   }
 
-  async stop(timeout) {
-    return this.#native.stop(timeout)
+  stop(timeout) {
+    return settle(() => this[NATIVE].stop(timeout))
   }
 
-  async request(method, opts, payload) {
-    return this.#native.request(method, opts, payload)
+  request(method, opts, payload) {
+    return settle(() => this[NATIVE].request(method, opts, payload))
   }
 }
 
-module.exports = { PionIpc }
+class RTCDataChannel extends EventEmitter {
+  constructor(internal, native) {
+    super()
+    if (internal !== INTERNAL) throw new TypeError('Illegal constructor: use RTCPeerConnection.createDataChannel()')
+    this[NATIVE] = native
+    native.attach(this)
+  }
+
+  get label() {
+    return this[NATIVE].label
+  }
+
+  get ordered() {
+    return this[NATIVE].ordered
+  }
+
+  get readyState() {
+    return this[NATIVE].readyState
+  }
+
+  get bufferedAmount() {
+    return this[NATIVE].bufferedAmount
+  }
+
+  get bufferedAmountLowThreshold() {
+    return this[NATIVE].bufferedAmountLowThreshold
+  }
+
+  set bufferedAmountLowThreshold(value) {
+    this[NATIVE].bufferedAmountLowThreshold = value
+  }
+
+  send(data) {
+    this[NATIVE].send(data)
+  }
+
+  close() {
+    return settle(() => this[NATIVE].close())
+  }
+}
+defineHandlers(RTCDataChannel, ['open', 'close', 'message', 'error', 'bufferedamountlow'])
+
+class RTCPeerConnection extends EventEmitter {
+  constructor(options) {
+    super()
+    const ipc = options?._ipc?.[NATIVE] ?? null
+    this[NATIVE] = new binding.NativePeerConnection(ipc, options, this)
+  }
+
+  get connectionState() {
+    return this[NATIVE].connectionState
+  }
+
+  get iceConnectionState() {
+    return this[NATIVE].iceConnectionState
+  }
+
+  get iceGatheringState() {
+    return this[NATIVE].iceGatheringState
+  }
+
+  get signalingState() {
+    return this[NATIVE].signalingState
+  }
+
+  get selectedCandidatePair() {
+    return this[NATIVE].selectedCandidatePair
+  }
+
+  get maxMessageSize() {
+    return this[NATIVE].maxMessageSize
+  }
+
+  createDataChannel(label, options) {
+    return new RTCDataChannel(INTERNAL, this[NATIVE].createDataChannel(label, options))
+  }
+
+  createOffer() {
+    return settle(() => this[NATIVE].createOffer())
+  }
+
+  createAnswer() {
+    return settle(() => this[NATIVE].createAnswer())
+  }
+
+  setLocalDescription(description) {
+    return settle(() => this[NATIVE].setLocalDescription(description))
+  }
+
+  setRemoteDescription(description) {
+    return settle(() => this[NATIVE].setRemoteDescription(description))
+  }
+
+  addIceCandidate(candidate) {
+    return settle(() => this[NATIVE].addIceCandidate(candidate))
+  }
+
+  restartIce() {
+    return settle(() => this[NATIVE].restartIce())
+  }
+
+  getSctpStats() {
+    return settle(() => this[NATIVE].getSctpStats())
+  }
+
+  close() {
+    return settle(() => this[NATIVE].close())
+  }
+}
+defineHandlers(RTCPeerConnection, [
+  'icecandidate',
+  'connectionstatechange',
+  'iceconnectionstatechange',
+  'icegatheringstatechange',
+  'signalingstatechange',
+  'selectedcandidatepairchange',
+  'datachannel',
+])
+
+module.exports = {
+  PionIpc,
+  RTCPeerConnection,
+  RTCDataChannel,
+  PeerConnection: RTCPeerConnection,
+  DataChannel: RTCDataChannel,
+}

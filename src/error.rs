@@ -8,6 +8,8 @@ pub enum JsKind {
     Error,
     TypeError,
     RangeError,
+    /// An `Error` whose `name` is this (the DOMException names of the W3C API).
+    Named(&'static str),
 }
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -42,6 +44,11 @@ pub enum Error {
     Type(String),
     #[error("{0}")]
     Range(String),
+    /// The W3C InvalidStateError; the message starts with the name, as the old SDK's did.
+    #[error("InvalidStateError: {0}")]
+    InvalidState(String),
+    #[error("OperationError: {0}")]
+    Operation(String),
 }
 
 fn fmt_opt(code: &Option<i32>) -> String {
@@ -53,6 +60,8 @@ impl Error {
         match self {
             Error::Type(_) => JsKind::TypeError,
             Error::Range(_) => JsKind::RangeError,
+            Error::InvalidState(_) => JsKind::Named("InvalidStateError"),
+            Error::Operation(_) => JsKind::Named("OperationError"),
             _ => JsKind::Error,
         }
     }

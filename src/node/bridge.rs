@@ -1,27 +1,73 @@
-//! The event bridge: notices from the sidecar's tasks reach JavaScript through one
-//! ThreadsafeFunction per running sidecar, a batch per call.
+//! The event bridge: everything the sidecar's tasks have for JavaScript — events, log lines,
+//! settled promises — reaches it through one ThreadsafeFunction per running sidecar, in
+//! batches, in the order it happened.
 //!
 //! Notices are queued here; only the first notice after a delivered batch schedules a call,
-//! so a flood of frames costs one JavaScript wake-up per batch. The function is created by
-//! start() and released once the controller is idle, so nothing of the addon keeps Node
-//! alive after stop() or a crash.
+//! so a flood of frames costs one JavaScript wake-up per batch. The function exists while
+//! the sidecar runs or a promise is pending, and is released after that, so nothing of the
+//! addon keeps Node alive once every PionIpc is stopped.
 
+use super::channel::NativeDataChannel;
 use super::convert;
 use super::errors;
+use crate::events::{ChannelEvent, Emit, Output, PeerEvent};
+use crate::protocol::messages::{CandidateInfo, SctpStats};
+use crate::protocol::{Frame, FrameType};
 use crate::sidecar::{Ipc, Notice, NoticeSink};
 use napi::bindgen_prelude::*;
 use napi::sys;
 use napi::threadsafe_function::{
     ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode,
 };
+use napi_derive::napi;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ptr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 /// Log lines waiting for JavaScript beyond this many are counted and dropped, so a logger
 /// that cannot keep up never makes us stop reading the sidecar's stderr.
 const MAX_PENDING_LOG_LINES: usize = 10_000;
 
+/// The id under which the PionIpc object itself is a target.
+pub const IPC_TARGET: u64 = 0;
+
 type Dispatch = ThreadsafeFunction<(), Unknown<'static>, Batch, Status, false, false, 0>;
+type DispatchFn = FunctionRef<Batch, Unknown<'static>>;
+type WrapFn = FunctionRef<Unknown<'static>, Unknown<'static>>;
+
+struct Hooks {
+    dispatch: DispatchFn,
+    wrap_channel: WrapFn,
+}
+
+thread_local! {
+    /// Set once per JavaScript environment by index.js.
+    static HOOKS: RefCell<Option<Hooks>> = const { RefCell::new(None) };
+}
+
+/// Called once by index.js: `dispatch(batch)` gets every batch, an array of
+/// `[target, name, ...args]`; `wrapChannel(native)` wraps a channel the remote opened.
+#[napi]
+#[allow(dead_code)] // called from JavaScript only
+pub fn init(
+    dispatch: Function<Batch, Unknown<'static>>,
+    wrap_channel: Function<Unknown<'static>, Unknown<'static>>,
+) -> Result<()> {
+    let hooks = Hooks {
+        dispatch: dispatch.create_ref()?,
+        wrap_channel: wrap_channel.create_ref()?,
+    };
+    HOOKS.with(|h| *h.borrow_mut() = Some(hooks));
+    Ok(())
+}
+
+/// A napi handle that is only ever touched on the JavaScript thread that made it.
+struct JsOnly<T>(T);
+// SAFETY: the pointers are created, used and deleted on their JavaScript thread only; the
+// other threads merely move the table around.
+unsafe impl<T> Send for JsOnly<T> {}
 
 #[derive(Default)]
 struct Queue {
@@ -32,10 +78,20 @@ struct Queue {
 }
 
 #[derive(Default)]
+struct JsSide {
+    targets: HashMap<u64, JsOnly<sys::napi_ref>>,
+    deferreds: HashMap<u64, JsOnly<sys::napi_deferred>>,
+    next_token: u64,
+}
+
+#[derive(Default)]
 pub struct Bridge {
     queue: Mutex<Queue>,
     dispatch: Mutex<Option<Arc<Dispatch>>>,
     ipc: OnceLock<Ipc>,
+    outstanding: AtomicUsize,
+    js: Mutex<JsSide>,
+    myself: OnceLock<Weak<Bridge>>,
 }
 
 impl NoticeSink for Bridge {
@@ -65,38 +121,179 @@ impl NoticeSink for Bridge {
                 dispatch.call((), ThreadsafeFunctionCallMode::NonBlocking);
             }
             None => {
-                // Nobody to deliver to (the instance is idle): drop what is left.
-                let mut queue = self.queue.lock().unwrap();
-                *queue = Queue::default();
+                // Nothing runs and nothing waits: there is nobody to deliver to.
+                *self.queue.lock().unwrap() = Queue::default();
             }
         }
     }
 }
 
+/// Settles one promise made by [`Bridge::promise`], through the bridge, in order with the
+/// events. Dropped unsettled, it rejects with `ipc stopped`, so no promise hangs.
+pub struct Settler {
+    bridge: Arc<Bridge>,
+    token: u64,
+    done: bool,
+}
+
+impl Settler {
+    pub fn settle(mut self, result: std::result::Result<Output, crate::error::Error>) {
+        self.done = true;
+        self.bridge.notice(Notice::Settle {
+            token: self.token,
+            result,
+        });
+        self.bridge.flush();
+    }
+}
+
+impl Drop for Settler {
+    fn drop(&mut self) {
+        if !self.done {
+            self.bridge.notice(Notice::Settle {
+                token: self.token,
+                result: Err(crate::error::Error::Stopped),
+            });
+            self.bridge.flush();
+        }
+    }
+}
+
 impl Bridge {
+    pub fn new() -> Arc<Self> {
+        let bridge = Arc::new(Bridge::default());
+        let _ = bridge.myself.set(Arc::downgrade(&bridge));
+        bridge
+    }
+
     pub fn attach(&self, ipc: Ipc) {
         let _ = self.ipc.set(ipc);
     }
 
-    /// Makes sure a delivery function exists (on the JavaScript thread, at start()).
-    pub fn open(
-        self: &Arc<Self>,
-        env: &Env,
-        callback: &Function<Batch, Unknown<'static>>,
-    ) -> Result<()> {
+    /// Registers the JavaScript object that events for `id` are emitted on. Connections and
+    /// channels are held strongly until released; the PionIpc only while its bridge is open.
+    pub fn set_target(&self, env: &Env, id: u64, target: &Object) -> Result<()> {
+        let strong = id != IPC_TARGET || self.dispatch.lock().unwrap().is_some();
+        let mut reference = ptr::null_mut();
+        // SAFETY: JavaScript thread, live object.
+        check_status!(unsafe {
+            sys::napi_create_reference(env.raw(), target.raw(), u32::from(strong), &mut reference)
+        })?;
+        let old = self
+            .js
+            .lock()
+            .unwrap()
+            .targets
+            .insert(id, JsOnly(reference));
+        if let Some(old) = old {
+            // SAFETY: JavaScript thread, our own reference.
+            unsafe { sys::napi_delete_reference(env.raw(), old.0) };
+        }
+        Ok(())
+    }
+
+    fn ipc_target_refcount(&self, env: sys::napi_env, strong: bool) {
+        let js = self.js.lock().unwrap();
+        if let Some(r) = js.targets.get(&IPC_TARGET) {
+            let mut count = 0;
+            // SAFETY: JavaScript thread, our own reference.
+            unsafe {
+                if strong {
+                    sys::napi_reference_ref(env, r.0, &mut count);
+                } else {
+                    sys::napi_reference_unref(env, r.0, &mut count);
+                }
+            }
+        }
+    }
+
+    /// Makes sure the delivery function exists. Only on the JavaScript thread.
+    pub fn open(&self, env: &Env) -> Result<()> {
         let mut slot = self.dispatch.lock().unwrap();
         if slot.is_some() {
             return Ok(());
         }
-        let bridge = Arc::downgrade(self);
-        let _ = env;
-        let tsfn = callback
-            .build_threadsafe_function::<()>()
-            .callee_handled::<false>()
-            .weak::<false>()
-            .build_callback(move |_ctx: ThreadsafeCallContext<()>| Ok(take_batch(&bridge)))?;
+        let bridge = self.myself.get().cloned().unwrap_or_default();
+        let tsfn = HOOKS.with(|hooks| -> Result<Dispatch> {
+            let hooks = hooks.borrow();
+            let hooks = hooks
+                .as_ref()
+                .ok_or_else(|| napi::Error::from_reason("pion-node-rs: init() was not called"))?;
+            let dispatch = hooks.dispatch.borrow_back(env)?;
+            dispatch
+                .build_threadsafe_function::<()>()
+                .callee_handled::<false>()
+                .weak::<false>()
+                .build_callback(move |_ctx: ThreadsafeCallContext<()>| Ok(take_batch(&bridge)))
+        })?;
         *slot = Some(Arc::new(tsfn));
+        drop(slot);
+        self.ipc_target_refcount(env.raw(), true);
         Ok(())
+    }
+
+    /// A new promise settled through this bridge.
+    pub fn promise<'env>(self: &Arc<Self>, env: &'env Env) -> Result<(Settler, Unknown<'env>)> {
+        self.open(env)?;
+        let mut deferred = ptr::null_mut();
+        let mut promise = ptr::null_mut();
+        // SAFETY: JavaScript thread.
+        check_status!(unsafe { sys::napi_create_promise(env.raw(), &mut deferred, &mut promise) })?;
+        let token = {
+            let mut js = self.js.lock().unwrap();
+            js.next_token += 1;
+            let token = js.next_token;
+            js.deferreds.insert(token, JsOnly(deferred));
+            token
+        };
+        self.outstanding.fetch_add(1, Ordering::SeqCst);
+        let settler = Settler {
+            bridge: self.clone(),
+            token,
+            done: false,
+        };
+        // SAFETY: a live value of this env.
+        Ok((settler, unsafe {
+            Unknown::from_raw_unchecked(env.raw(), promise)
+        }))
+    }
+
+    /// Releases the delivery function when nothing runs, nothing waits and nothing is queued.
+    fn maybe_release(&self, env: sys::napi_env) {
+        if self.outstanding.load(Ordering::SeqCst) != 0 {
+            return;
+        }
+        if !self.ipc.get().is_none_or(Ipc::idle) {
+            return;
+        }
+        if !self.queue.lock().unwrap().notices.is_empty() {
+            return;
+        }
+        if self.dispatch.lock().unwrap().take().is_some() {
+            self.ipc_target_refcount(env, false);
+        }
+    }
+
+    fn target(&self, env: sys::napi_env, id: u64) -> Option<sys::napi_value> {
+        let js = self.js.lock().unwrap();
+        let reference = js.targets.get(&id)?;
+        let mut value = ptr::null_mut();
+        // SAFETY: JavaScript thread, our own reference.
+        unsafe { sys::napi_get_reference_value(env, reference.0, &mut value) };
+        (!value.is_null()).then_some(value)
+    }
+
+    fn release_target(&self, env: sys::napi_env, id: u64) {
+        if let Some(reference) = self.js.lock().unwrap().targets.remove(&id) {
+            // SAFETY: JavaScript thread, our own reference.
+            unsafe { sys::napi_delete_reference(env, reference.0) };
+        }
+    }
+
+    fn take_deferred(&self, token: u64) -> Option<sys::napi_deferred> {
+        let deferred = self.js.lock().unwrap().deferreds.remove(&token)?;
+        self.outstanding.fetch_sub(1, Ordering::SeqCst);
+        Some(deferred.0)
     }
 }
 
@@ -106,21 +303,17 @@ fn take_batch(bridge: &Weak<Bridge>) -> Batch {
         return Batch::default();
     };
     let queue = std::mem::take(&mut *bridge.queue.lock().unwrap());
-    let idle = queue.notices.iter().any(|n| matches!(n, Notice::Idle));
-    if idle && bridge.ipc.get().is_none_or(Ipc::idle) {
-        // Still idle now, on the JavaScript thread where start() runs: release the function
-        // so the event loop may end. Queued calls are still delivered first.
-        bridge.dispatch.lock().unwrap().take();
-    }
     Batch {
+        bridge: Some(bridge),
         notices: queue.notices,
         dropped_logs: queue.dropped_logs,
     }
 }
 
-/// What one call hands to the JavaScript dispatcher: an array of `[name, ...args]` entries.
+/// What one call hands to the JavaScript dispatcher: an array of `[target, name, ...args]`.
 #[derive(Default)]
 pub struct Batch {
+    bridge: Option<Arc<Bridge>>,
     notices: Vec<Notice>,
     dropped_logs: u64,
 }
@@ -131,23 +324,22 @@ unsafe fn js_string(env: sys::napi_env, s: &str) -> Result<sys::napi_value> {
     ToNapiValue::to_napi_value(env, s)
 }
 
-unsafe fn entry(
-    env: sys::napi_env,
-    name: &str,
-    args: &[sys::napi_value],
-) -> Result<sys::napi_value> {
-    let mut items = Vec::with_capacity(args.len() + 1);
-    items.push(js_string(env, name)?);
-    items.extend_from_slice(args);
-    convert::array(env, &items)
+unsafe fn null(env: sys::napi_env) -> Result<sys::napi_value> {
+    let mut value = ptr::null_mut();
+    check_status!(sys::napi_get_null(env, &mut value))?;
+    Ok(value)
 }
 
-unsafe fn log_entry(env: sys::napi_env, line: &str) -> Result<sys::napi_value> {
-    entry(
-        env,
-        "log",
-        &[js_string(env, &format!("{LOG_PREFIX}{line}"))?],
-    )
+unsafe fn undefined(env: sys::napi_env) -> Result<sys::napi_value> {
+    let mut value = ptr::null_mut();
+    check_status!(sys::napi_get_undefined(env, &mut value))?;
+    Ok(value)
+}
+
+unsafe fn object(env: sys::napi_env) -> Result<sys::napi_value> {
+    let mut value = ptr::null_mut();
+    check_status!(sys::napi_create_object(env, &mut value))?;
+    Ok(value)
 }
 
 unsafe fn set(
@@ -165,10 +357,17 @@ unsafe fn set(
     ))
 }
 
-unsafe fn null(env: sys::napi_env) -> Result<sys::napi_value> {
-    let mut value = ptr::null_mut();
-    check_status!(sys::napi_get_null(env, &mut value))?;
-    Ok(value)
+unsafe fn set_str(
+    env: sys::napi_env,
+    object: sys::napi_value,
+    key: &str,
+    value: &str,
+) -> Result<()> {
+    set(env, object, key, js_string(env, value)?)
+}
+
+unsafe fn number(env: sys::napi_env, n: f64) -> Result<sys::napi_value> {
+    ToNapiValue::to_napi_value(env, n)
 }
 
 /// A Buffer with a copy of `bytes`.
@@ -185,55 +384,292 @@ pub unsafe fn buffer(env: sys::napi_env, bytes: &[u8]) -> Result<sys::napi_value
     Ok(value)
 }
 
+/// `{ header, payload }` of a response.
+pub unsafe fn response(env: sys::napi_env, frame: &Frame) -> Result<sys::napi_value> {
+    let h = &frame.header;
+    let header = object(env)?;
+    let kind = match h.kind {
+        FrameType::Request => "req",
+        FrameType::Response => "res",
+        FrameType::Event => "evt",
+    };
+    set_str(env, header, "type", kind)?;
+    set(env, header, "id", number(env, f64::from(h.id))?)?;
+    for (key, value) in [
+        ("method", &h.method),
+        ("pcId", &h.pc_id),
+        ("dcLabel", &h.dc_label),
+        ("error", &h.error),
+        ("event", &h.event),
+    ] {
+        if !value.is_empty() {
+            set_str(env, header, key, value)?;
+        }
+    }
+    if let Some(ok) = h.ok {
+        set(env, header, "ok", ToNapiValue::to_napi_value(env, ok)?)?;
+    }
+    if h.is_binary {
+        set(
+            env,
+            header,
+            "isBinary",
+            ToNapiValue::to_napi_value(env, true)?,
+        )?;
+    }
+    let result = object(env)?;
+    set(env, result, "header", header)?;
+    set(env, result, "payload", buffer(env, &frame.payload)?)?;
+    Ok(result)
+}
+
+unsafe fn candidate_info(env: sys::napi_env, info: &CandidateInfo) -> Result<sys::napi_value> {
+    let value = object(env)?;
+    set_str(env, value, "type", &info.kind)?;
+    set_str(env, value, "address", &info.address)?;
+    set(env, value, "port", number(env, f64::from(info.port))?)?;
+    set_str(env, value, "protocol", &info.protocol)?;
+    if let Some(relay) = &info.relay_protocol {
+        set_str(env, value, "relayProtocol", relay)?;
+    }
+    Ok(value)
+}
+
+/// The selected pair as the getter returns it.
+pub unsafe fn candidate_pair(
+    env: sys::napi_env,
+    pair: &crate::protocol::messages::CandidatePair,
+) -> Result<sys::napi_value> {
+    let value = object(env)?;
+    set(env, value, "local", candidate_info(env, &pair.local)?)?;
+    set(env, value, "remote", candidate_info(env, &pair.remote)?)?;
+    Ok(value)
+}
+
+unsafe fn sctp_stats(env: sys::napi_env, stats: &SctpStats) -> Result<sys::napi_value> {
+    let value = object(env)?;
+    set(
+        env,
+        value,
+        "bytesSent",
+        number(env, stats.bytes_sent as f64)?,
+    )?;
+    set(
+        env,
+        value,
+        "bytesReceived",
+        number(env, stats.bytes_received as f64)?,
+    )?;
+    set(env, value, "srttMs", number(env, stats.srtt_ms)?)?;
+    set(
+        env,
+        value,
+        "congestionWindow",
+        number(env, stats.congestion_window as f64)?,
+    )?;
+    set(
+        env,
+        value,
+        "receiverWindow",
+        number(env, stats.receiver_window as f64)?,
+    )?;
+    set(env, value, "mtu", number(env, stats.mtu as f64)?)?;
+    Ok(value)
+}
+
+unsafe fn output(env: sys::napi_env, output: Output) -> Result<sys::napi_value> {
+    match output {
+        Output::Unit => undefined(env),
+        Output::Frame(frame) => response(env, &frame),
+        Output::Description { kind, sdp } => {
+            let value = object(env)?;
+            set_str(env, value, "type", kind)?;
+            set_str(env, value, "sdp", &sdp)?;
+            Ok(value)
+        }
+        Output::SctpStats(None) => null(env),
+        Output::SctpStats(Some(stats)) => sctp_stats(env, &stats),
+    }
+}
+
+struct Entries {
+    env: sys::napi_env,
+    items: Vec<sys::napi_value>,
+}
+
+impl Entries {
+    unsafe fn push(
+        &mut self,
+        target: sys::napi_value,
+        name: &str,
+        args: &[sys::napi_value],
+    ) -> Result<()> {
+        let mut items = Vec::with_capacity(args.len() + 2);
+        items.push(target);
+        items.push(js_string(self.env, name)?);
+        items.extend_from_slice(args);
+        self.items.push(convert::array(self.env, &items)?);
+        Ok(())
+    }
+}
+
 impl ToNapiValue for Batch {
     unsafe fn to_napi_value(env: sys::napi_env, batch: Self) -> Result<sys::napi_value> {
-        let mut entries = Vec::with_capacity(batch.notices.len() + 1);
-        if batch.dropped_logs > 0 {
-            entries.push(log_entry(
-                env,
-                &format!(
-                    "{} log lines dropped: the logger could not keep up",
-                    batch.dropped_logs
-                ),
-            )?);
+        let Some(bridge) = batch.bridge else {
+            return convert::array(env, &[]);
+        };
+        let mut out = Entries {
+            env,
+            items: Vec::with_capacity(batch.notices.len() + 1),
+        };
+        let ipc = bridge.target(env, IPC_TARGET);
+        if let (Some(ipc), true) = (ipc, batch.dropped_logs > 0) {
+            let line = format!(
+                "{LOG_PREFIX}{} log lines dropped: the logger could not keep up",
+                batch.dropped_logs
+            );
+            out.push(ipc, "log", &[js_string(env, &line)?])?;
         }
         for notice in batch.notices {
             match notice {
-                Notice::Log(line) => entries.push(log_entry(env, &line)?),
-                Notice::Error(err) => {
-                    entries.push(log_entry(env, &format!("error: {err}"))?);
-                    entries.push(entry(env, "error", &[errors::create(env, &err)])?);
-                }
-                Notice::Exited { code, signal, .. } => {
-                    let code = match code {
-                        Some(code) => ToNapiValue::to_napi_value(env, code)?,
-                        None => null(env)?,
+                Notice::Settle { token, result } => {
+                    let Some(deferred) = bridge.take_deferred(token) else {
+                        continue;
                     };
-                    let signal = match signal {
-                        Some(signal) => js_string(env, &signal)?,
-                        None => null(env)?,
+                    match result {
+                        Ok(value) => {
+                            let value = output(env, value)?;
+                            sys::napi_resolve_deferred(env, deferred, value);
+                        }
+                        Err(err) => {
+                            sys::napi_reject_deferred(env, deferred, errors::create(env, &err));
+                        }
+                    }
+                }
+                Notice::Emit(Emit::Release(id)) => bridge.release_target(env, id),
+                Notice::Emit(Emit::Peer(id, event)) => {
+                    let Some(target) = bridge.target(env, id) else {
+                        continue;
                     };
-                    entries.push(entry(env, "exit", &[code, signal])?);
+                    let name = event.name();
+                    match event {
+                        PeerEvent::IceCandidate(c) => {
+                            let candidate = object(env)?;
+                            set_str(env, candidate, "candidate", &c.candidate)?;
+                            let mid = match &c.sdp_mid {
+                                Some(mid) => js_string(env, mid)?,
+                                None => null(env)?,
+                            };
+                            set(env, candidate, "sdpMid", mid)?;
+                            let index = match c.sdp_m_line_index {
+                                Some(i) => number(env, f64::from(i))?,
+                                None => null(env)?,
+                            };
+                            set(env, candidate, "sdpMLineIndex", index)?;
+                            let event = object(env)?;
+                            set(env, event, "candidate", candidate)?;
+                            out.push(target, name, &[event])?;
+                        }
+                        PeerEvent::DataChannel(channel) => {
+                            let Some(wrapper) = wrap_channel(env, &bridge, channel)? else {
+                                continue;
+                            };
+                            let event = object(env)?;
+                            set(env, event, "channel", wrapper)?;
+                            out.push(target, name, &[event])?;
+                        }
+                        _ => out.push(target, name, &[])?,
+                    }
                 }
-                Notice::Restarted => entries.push(entry(env, "restart", &[])?),
-                Notice::Event(frame) => {
-                    let header = &frame.header;
-                    let mut object = ptr::null_mut();
-                    check_status!(sys::napi_create_object(env, &mut object))?;
-                    set(env, object, "pcId", js_string(env, &header.pc_id)?)?;
-                    set(env, object, "dcLabel", js_string(env, &header.dc_label)?)?;
-                    set(
-                        env,
-                        object,
-                        "isBinary",
-                        ToNapiValue::to_napi_value(env, header.is_binary)?,
-                    )?;
-                    set(env, object, "payload", buffer(env, &frame.payload)?)?;
-                    entries.push(entry(env, &header.event, &[object])?);
+                Notice::Emit(Emit::Channel(id, event)) => {
+                    let Some(target) = bridge.target(env, id) else {
+                        continue;
+                    };
+                    let name = event.name();
+                    match event {
+                        ChannelEvent::Message { binary, data } => {
+                            let value = if binary {
+                                buffer(env, &data)?
+                            } else {
+                                js_string(env, &String::from_utf8_lossy(&data))?
+                            };
+                            let event = object(env)?;
+                            set(env, event, "data", value)?;
+                            out.push(target, name, &[event])?;
+                        }
+                        ChannelEvent::Error(text) => {
+                            let err = errors::create(env, &crate::error::Error::Remote(text));
+                            out.push(target, name, &[err])?;
+                        }
+                        _ => out.push(target, name, &[])?,
+                    }
                 }
-                Notice::Idle => {}
+                other => {
+                    let Some(ipc) = ipc else { continue };
+                    match other {
+                        Notice::Log(line) => out.push(
+                            ipc,
+                            "log",
+                            &[js_string(env, &format!("{LOG_PREFIX}{line}"))?],
+                        )?,
+                        Notice::Error(err) => {
+                            let line = format!("{LOG_PREFIX}error: {err}");
+                            out.push(ipc, "log", &[js_string(env, &line)?])?;
+                            out.push(ipc, "error", &[errors::create(env, &err)])?;
+                        }
+                        Notice::Exited { code, signal, .. } => {
+                            let code = match code {
+                                Some(code) => number(env, f64::from(code))?,
+                                None => null(env)?,
+                            };
+                            let signal = match signal {
+                                Some(signal) => js_string(env, &signal)?,
+                                None => null(env)?,
+                            };
+                            out.push(ipc, "exit", &[code, signal])?;
+                        }
+                        Notice::Restarted => out.push(ipc, "restart", &[])?,
+                        Notice::Event(frame) => {
+                            let header = &frame.header;
+                            let event = object(env)?;
+                            set_str(env, event, "pcId", &header.pc_id)?;
+                            set_str(env, event, "dcLabel", &header.dc_label)?;
+                            set(
+                                env,
+                                event,
+                                "isBinary",
+                                ToNapiValue::to_napi_value(env, header.is_binary)?,
+                            )?;
+                            set(env, event, "payload", buffer(env, &frame.payload)?)?;
+                            out.push(ipc, &header.event, &[event])?;
+                        }
+                        _ => {}
+                    }
+                }
             }
         }
-        convert::array(env, &entries)
+        bridge.maybe_release(env);
+        convert::array(env, &out.items)
     }
+}
+
+/// Creates the native object of a channel the remote opened and has index.js wrap it; the
+/// wrapper registers itself as the channel's target.
+unsafe fn wrap_channel(
+    env: sys::napi_env,
+    bridge: &Arc<Bridge>,
+    channel: Arc<crate::channel::Channel>,
+) -> Result<Option<sys::napi_value>> {
+    let env_ref = Env::from_raw(env);
+    let native = NativeDataChannel::new(channel, bridge.clone()).into_instance(&env_ref)?;
+    let native = ToNapiValue::to_napi_value(env, native)?;
+    HOOKS.with(|hooks| {
+        let hooks = hooks.borrow();
+        let Some(hooks) = hooks.as_ref() else {
+            return Ok(None);
+        };
+        let wrap = hooks.wrap_channel.borrow_back(&env_ref)?;
+        let wrapper = wrap.call(Unknown::from_raw_unchecked(env, native))?;
+        Ok(Some(wrapper.raw()))
+    })
 }

@@ -90,6 +90,28 @@ pub fn field<'env>(object: &Object<'env>, key: &str) -> Result<Option<Unknown<'e
     Ok((!is_nullish(&value)).then_some(value))
 }
 
+/// The elements of a JavaScript array.
+pub fn array_items<'env>(what: &str, value: &Unknown<'env>) -> Result<Vec<Unknown<'env>>, Error> {
+    if kind(value) != ValueType::Object {
+        return Err(wrong_type(what, "an array", value));
+    }
+    // SAFETY: checked to be an object.
+    let object = unsafe { value.cast::<Object>() }.map_err(|e| Error::Type(e.reason.clone()))?;
+    if !object.is_array().unwrap_or(false) {
+        return Err(wrong_type(what, "an array", value));
+    }
+    let len = object
+        .get_array_length()
+        .map_err(|e| Error::Type(e.reason.clone()))?;
+    (0..len)
+        .map(|i| {
+            object
+                .get_element::<Unknown>(i)
+                .map_err(|e| Error::Type(e.reason.clone()))
+        })
+        .collect()
+}
+
 /// Accepts undefined/null (no options) or a plain object.
 pub fn options<'env>(
     what: &str,

@@ -1,6 +1,7 @@
 //! The one place where crate errors become JavaScript errors.
 
 use crate::error::{Error, JsKind};
+use napi::bindgen_prelude::ToNapiValue;
 use napi::{sys, Env, JsError, JsRangeError, JsTypeError, Status};
 
 fn code(kind: JsKind) -> &'static str {
@@ -8,6 +9,8 @@ fn code(kind: JsKind) -> &'static str {
         JsKind::Error => "ERR_PION_IPC",
         JsKind::TypeError => "ERR_INVALID_ARG_TYPE",
         JsKind::RangeError => "ERR_OUT_OF_RANGE",
+        JsKind::Named("InvalidStateError") => "ERR_INVALID_STATE",
+        JsKind::Named(_) => "ERR_OPERATION",
     }
 }
 
@@ -15,14 +18,11 @@ fn code(kind: JsKind) -> &'static str {
 /// napi, which then knows an exception is already pending.
 pub fn throw(env: &Env, err: Error) -> napi::Error {
     let message = err.to_string();
-    let kind = err.js_kind();
-    let inner = napi::Error::new(code(kind).to_owned(), message.clone());
     // SAFETY: called on the JavaScript thread with that thread's env.
     unsafe {
-        match kind {
-            JsKind::Error => JsError::from(inner).throw_into(env.raw()),
-            JsKind::TypeError => JsTypeError::from(inner).throw_into(env.raw()),
-            JsKind::RangeError => JsRangeError::from(inner).throw_into(env.raw()),
+        let value = create(env.raw(), &err);
+        if !value.is_null() {
+            sys::napi_throw(env.raw(), value);
         }
     }
     napi::Error::new(Status::PendingException, message)
@@ -38,10 +38,12 @@ pub unsafe fn create(env: sys::napi_env, err: &Error) -> sys::napi_value {
         JsKind::Error => JsError::from(inner).into_value(env),
         JsKind::TypeError => JsTypeError::from(inner).into_value(env),
         JsKind::RangeError => JsRangeError::from(inner).into_value(env),
+        JsKind::Named(name) => {
+            let value = JsError::from(inner).into_value(env);
+            if let Ok(name) = <&str as ToNapiValue>::to_napi_value(env, name) {
+                sys::napi_set_named_property(env, value, c"name".as_ptr(), name);
+            }
+            value
+        }
     }
-}
-
-/// For futures: the message survives, the class is `Error`.
-pub fn reject(err: Error) -> napi::Error {
-    napi::Error::new(Status::GenericFailure, err.to_string())
 }

@@ -1,13 +1,13 @@
 //! `PionIpc` as a native class. index.js wraps it into an EventEmitter.
 
-use super::bridge::{buffer, Batch, Bridge};
+use super::bridge::{Bridge, IPC_TARGET};
 use super::convert;
 use super::errors;
 use crate::error::Error;
-use crate::protocol::{Frame, FrameType};
+use crate::events::Output;
+use crate::sidecar::pending::Responder;
 use crate::sidecar::{find_binary, Ipc, IpcConfig, LookupInput};
 use napi::bindgen_prelude::*;
-use napi::sys;
 use napi_derive::napi;
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -52,13 +52,15 @@ pub struct NativePionIpc {
 
 #[napi]
 impl NativePionIpc {
-    /// `options` as documented for PionIpc.
+    /// `options` as documented for PionIpc; `target` is the JavaScript object its events
+    /// (exit, error, restart, sidecar events, log lines) are emitted on.
     #[napi(constructor)]
-    pub fn new(env: Env, options: Option<Unknown>) -> Result<Self> {
+    pub fn new(env: Env, options: Option<Unknown>, target: Object) -> Result<Self> {
         let (config, bin_path) = parse_options(options).map_err(|e| errors::throw(&env, e))?;
-        let bridge = Arc::new(Bridge::default());
+        let bridge = Bridge::new();
         let ipc = Ipc::new(config, bridge.clone());
         bridge.attach(ipc.clone());
+        bridge.set_target(&env, IPC_TARGET, &target)?;
         let handle = Arc::new(IpcHandle(ipc));
         register_for_cleanup(&env, &handle)?;
         Ok(NativePionIpc {
@@ -79,41 +81,54 @@ impl NativePionIpc {
         self.handle.0.pid()
     }
 
-    /// `dispatch(batch)` receives event batches while the sidecar runs (it is held only
-    /// until then, so an idle instance can be collected); `resolvePackage(name)` returns the
-    /// directory of an installed npm package, or null.
+    /// Whether sidecar events are also emitted raw on the PionIpc (someone listens).
+    #[napi(setter)]
+    pub fn set_forward_raw_events(&self, value: bool) {
+        self.handle
+            .0
+            .router()
+            .raw_events
+            .store(value, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// `resolvePackage(name)` returns the directory of an installed npm package, or null.
     #[napi]
     pub fn start<'env>(
         &self,
         env: &'env Env,
-        dispatch: Function<Batch, Unknown<'static>>,
         resolve_package: Function<String, Unknown<'static>>,
-    ) -> Result<PromiseRaw<'env, ()>> {
+    ) -> Result<Unknown<'env>> {
         let ipc = self.handle.0.clone();
-        self.bridge.open(env, &dispatch)?;
+        let (settler, promise) = self.bridge.promise(env)?;
         let locate = || self.locate(env, &resolve_package);
-        let future = ipc.start(locate).map_err(|e| errors::throw(env, e))?;
-        env.spawn_future(async move { future.await.map_err(errors::reject) })
+        match ipc.start(locate) {
+            Err(e) => settler.settle(Err(e)),
+            Ok(future) => {
+                napi::bindgen_prelude::spawn(async move {
+                    settler.settle(future.await.map(|()| Output::Unit))
+                });
+            }
+        }
+        Ok(promise)
     }
 
     #[napi]
-    pub fn stop<'env>(
-        &self,
-        env: &'env Env,
-        timeout: Option<Unknown>,
-    ) -> Result<PromiseRaw<'env, ()>> {
+    pub fn stop<'env>(&self, env: &'env Env, timeout: Option<Unknown>) -> Result<Unknown<'env>> {
         let timeout = match timeout.filter(|t| !convert::is_nullish(t)) {
             Some(t) => convert::millis("timeout", &t).map_err(|e| errors::throw(env, e))?,
             None => Duration::from_millis(5000),
         };
         let ipc = self.handle.0.clone();
-        env.spawn_future(async move {
+        let (settler, promise) = self.bridge.promise(env)?;
+        napi::bindgen_prelude::spawn(async move {
             ipc.stop(timeout).await;
-            Ok(())
-        })
+            settler.settle(Ok(Output::Unit));
+        });
+        Ok(promise)
     }
 
     /// `request(method, { pcId, dcLabel, isBinary }, payload)` → `{ header, payload }`.
+    /// Bad arguments throw; index.js turns that into a rejection.
     #[napi]
     pub fn request<'env>(
         &self,
@@ -121,25 +136,34 @@ impl NativePionIpc {
         method: Unknown,
         opts: Option<Unknown>,
         payload: Option<Unknown>,
-    ) -> Result<PromiseRaw<'env, Response>> {
+    ) -> Result<Unknown<'env>> {
         let request = parse_request(method, opts, payload).map_err(|e| errors::throw(env, e))?;
         let sidecar = self.handle.0.sidecar().map_err(|e| errors::throw(env, e))?;
-        let rx = sidecar
-            .request(
-                &request.method,
-                &request.pc_id,
-                &request.dc_label,
-                request.is_binary,
-                &request.payload,
-            )
-            .map_err(|e| errors::throw(env, e))?;
-        env.spawn_future(async move {
-            match rx.await {
-                Ok(Ok(frame)) => Ok(Response(frame)),
-                Ok(Err(e)) => Err(errors::reject(e)),
-                Err(_) => Err(errors::reject(Error::Stopped)),
-            }
-        })
+        let (settler, promise) = self.bridge.promise(env)?;
+        let sent = sidecar.request_with(
+            &request.method,
+            &request.pc_id,
+            &request.dc_label,
+            request.is_binary,
+            &request.payload,
+            Responder::Callback(Box::new(move |reply| {
+                settler.settle(reply.map(Output::Frame))
+            })),
+        );
+        if let Err((e, unsent)) = sent {
+            unsent.respond(Err(e));
+        }
+        Ok(promise)
+    }
+}
+
+impl NativePionIpc {
+    pub(crate) fn bridge(&self) -> &Arc<Bridge> {
+        &self.bridge
+    }
+
+    pub(crate) fn controller(&self) -> &Ipc {
+        &self.handle.0
     }
 }
 
@@ -286,48 +310,5 @@ fn is_truthy(value: &Unknown) -> bool {
         Ok(ValueType::String) => convert::string("", value).is_ok_and(|s| !s.is_empty()),
         Ok(ValueType::Undefined) | Ok(ValueType::Null) => false,
         _ => true,
-    }
-}
-
-/// A response as `{ header, payload }`.
-pub struct Response(Frame);
-
-impl ToNapiValue for Response {
-    unsafe fn to_napi_value(env: sys::napi_env, response: Self) -> Result<sys::napi_value> {
-        let Response(frame) = response;
-        let env = Env::from_raw(env);
-        let h = &frame.header;
-        let mut header = Object::new(&env)?;
-        header.set(
-            "type",
-            match h.kind {
-                FrameType::Request => "req",
-                FrameType::Response => "res",
-                FrameType::Event => "evt",
-            },
-        )?;
-        header.set("id", h.id)?;
-        for (key, value) in [
-            ("method", &h.method),
-            ("pcId", &h.pc_id),
-            ("dcLabel", &h.dc_label),
-            ("error", &h.error),
-            ("event", &h.event),
-        ] {
-            if !value.is_empty() {
-                header.set(key, value.as_str())?;
-            }
-        }
-        if let Some(ok) = h.ok {
-            header.set("ok", ok)?;
-        }
-        if h.is_binary {
-            header.set("isBinary", true)?;
-        }
-        let mut result = Object::new(&env)?;
-        result.set("header", header)?;
-        let payload = buffer(env.raw(), &frame.payload)?;
-        result.set("payload", Unknown::from_raw_unchecked(env.raw(), payload))?;
-        ToNapiValue::to_napi_value(env.raw(), result)
     }
 }

@@ -3,6 +3,7 @@
 use super::pending::Reply;
 use super::process::{Notice, NoticeSink, Sidecar};
 use crate::error::Error;
+use crate::peer::Router;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -55,6 +56,7 @@ struct State {
 struct Inner {
     config: IpcConfig,
     sink: Arc<dyn NoticeSink>,
+    router: Arc<Router>,
     state: Mutex<State>,
 }
 
@@ -81,8 +83,21 @@ impl NoticeSink for SessionSink {
                 code,
                 signal,
             } => Ipc { inner }.on_crash(self.epoch, code, signal),
-            // An intended exit is stop()'s business, and stop() emits no exit event.
-            Notice::Exited { .. } => {}
+            // An intended exit is stop()'s business, and stop() emits no exit event; the
+            // connections on that sidecar are dead all the same.
+            Notice::Exited { .. } => inner.router.fail_all(),
+            Notice::Event(frame) => {
+                if inner
+                    .router
+                    .raw_events
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                {
+                    inner.router.route(&frame);
+                    inner.sink.notice(Notice::Event(frame));
+                } else {
+                    inner.router.route(&frame);
+                }
+            }
             other => inner.sink.notice(other),
         }
     }
@@ -99,6 +114,7 @@ impl Ipc {
         Ipc {
             inner: Arc::new(Inner {
                 config,
+                router: Router::new(sink.clone()),
                 sink,
                 state: Mutex::new(State {
                     phase: Phase::Stopped,
@@ -116,6 +132,11 @@ impl Ipc {
 
     pub fn config(&self) -> &IpcConfig {
         &self.inner.config
+    }
+
+    /// Routes this controller's sidecar events to its connections.
+    pub fn router(&self) -> &Arc<Router> {
+        &self.inner.router
     }
 
     /// True while a sidecar runs and answers.
@@ -304,6 +325,7 @@ impl Ipc {
                 None
             }
         };
+        self.inner.router.fail_all();
         let sink = &self.inner.sink;
         sink.notice(Notice::Exited {
             code,

@@ -13,10 +13,28 @@ use tokio::time::Instant;
 
 pub type Reply = Result<Frame, Error>;
 
+/// Where a request's reply goes: a channel for async callers, or a callback run on the
+/// thread that got the reply (the reader task, the timeout sweeper, or whoever stopped).
+pub enum Responder {
+    Channel(oneshot::Sender<Reply>),
+    Callback(Box<dyn FnOnce(Reply) + Send>),
+}
+
+impl Responder {
+    pub fn respond(self, reply: Reply) {
+        match self {
+            Responder::Channel(tx) => {
+                let _ = tx.send(reply);
+            }
+            Responder::Callback(f) => f(reply),
+        }
+    }
+}
+
 struct Entry {
     method: String,
     seq: u64,
-    reply: oneshot::Sender<Reply>,
+    reply: Responder,
 }
 
 #[derive(Default)]
@@ -48,9 +66,17 @@ impl PendingRequests {
     /// ids still waiting) and the receiver of its reply.
     pub fn register(&self, method: &str) -> Result<(u32, oneshot::Receiver<Reply>), Error> {
         let (tx, rx) = oneshot::channel();
+        let id = self
+            .register_with(method, Responder::Channel(tx))
+            .map_err(|(e, _)| e)?;
+        Ok((id, rx))
+    }
+
+    /// Registers a request whose reply goes to `reply`; on error `reply` comes back unused.
+    pub fn register_with(&self, method: &str, reply: Responder) -> Result<u32, (Error, Responder)> {
         let mut table = self.table.lock().unwrap();
         if let Some(err) = &table.closed {
-            return Err(err.clone());
+            return Err((err.clone(), reply));
         }
         let id = loop {
             table.next_id = table.next_id.wrapping_add(1);
@@ -69,25 +95,30 @@ impl PendingRequests {
             Entry {
                 method: method.to_owned(),
                 seq,
-                reply: tx,
+                reply,
             },
         );
         drop(table);
         if was_idle {
             self.wake.notify_one();
         }
-        Ok((id, rx))
+        Ok(id)
     }
 
     /// Takes the waiting request `id`, returning its method and reply sender.
-    pub fn take(&self, id: u32) -> Option<(String, oneshot::Sender<Reply>)> {
+    pub fn take(&self, id: u32) -> Option<(String, Responder)> {
         let entry = self.table.lock().unwrap().entries.remove(&id)?;
         Some((entry.method, entry.reply))
     }
 
-    /// Forgets a request whose frame could not be written.
-    pub fn cancel(&self, id: u32) {
-        self.table.lock().unwrap().entries.remove(&id);
+    /// Forgets a request whose frame could not be written, handing back its responder.
+    pub fn cancel(&self, id: u32) -> Option<Responder> {
+        self.table
+            .lock()
+            .unwrap()
+            .entries
+            .remove(&id)
+            .map(|e| e.reply)
     }
 
     /// Fails every waiting request, and every later one, with `err`.
@@ -99,7 +130,7 @@ impl PendingRequests {
             std::mem::take(&mut table.entries)
         };
         for (_, entry) in entries {
-            let _ = entry.reply.send(Err(err.clone()));
+            entry.reply.respond(Err(err.clone()));
         }
         self.wake.notify_one();
     }
@@ -112,8 +143,9 @@ impl PendingRequests {
         self.len() == 0
     }
 
-    /// Runs until [`close`](Self::close): fails each request whose deadline has passed.
-    pub async fn run_timeouts(&self) {
+    /// Runs until [`close`](Self::close): fails each request whose deadline has passed,
+    /// then calls `after_expiry`.
+    pub async fn run_timeouts(&self, after_expiry: impl Fn()) {
         loop {
             let next = {
                 let mut table = self.table.lock().unwrap();
@@ -133,11 +165,15 @@ impl PendingRequests {
                 }
                 let next = table.deadlines.front().map(|d| d.0);
                 drop(table);
+                let any = !expired.is_empty();
                 for (id, entry) in expired {
-                    let _ = entry.reply.send(Err(Error::Timeout {
+                    entry.reply.respond(Err(Error::Timeout {
                         method: entry.method,
                         id,
                     }));
+                }
+                if any {
+                    after_expiry();
                 }
                 next
             };
@@ -172,13 +208,13 @@ mod tests {
         let pending = Arc::new(PendingRequests::new(Duration::from_millis(100)));
         let sweeper = tokio::spawn({
             let pending = pending.clone();
-            async move { pending.run_timeouts().await }
+            async move { pending.run_timeouts(|| {}).await }
         });
         let (id, rx) = pending.register("ping").unwrap();
         let (id2, rx2) = pending.register("pc.create").unwrap();
         // answering one removes it from the sweep
         let (_, tx) = pending.take(id2).unwrap();
-        tx.send(Err(Error::Remote("x".into()))).unwrap();
+        tx.respond(Err(Error::Remote("x".into())));
         assert_eq!(
             rx.await.unwrap(),
             Err(Error::Timeout {
@@ -190,6 +226,15 @@ mod tests {
         pending.close(Error::Stopped);
         sweeper.await.unwrap();
         assert_eq!(pending.register("late").unwrap_err(), Error::Stopped);
+        let (err, unused) = pending
+            .register_with(
+                "late",
+                Responder::Callback(Box::new(|_| panic!("not called"))),
+            )
+            .err()
+            .unwrap();
+        assert_eq!(err, Error::Stopped);
+        drop(unused);
     }
 
     #[tokio::test]

@@ -1,7 +1,7 @@
 //! One running sidecar: the child process, its writer, stdout reader, stderr reader, timeout
 //! sweeper and exit waiter, each a tokio task.
 
-use super::pending::{PendingRequests, Reply};
+use super::pending::{PendingRequests, Reply, Responder};
 use crate::error::Error;
 use crate::protocol::{encode_frame, Frame, FrameDecoder, FrameType, Header};
 use std::path::Path;
@@ -32,6 +32,13 @@ pub enum Notice {
     Restarted,
     /// No sidecar runs and none will be started without an explicit start().
     Idle,
+    /// Something for a connection or channel object.
+    Emit(crate::events::Emit),
+    /// Settles the promise registered under `token` (by the napi layer).
+    Settle {
+        token: u64,
+        result: Result<crate::events::Output, Error>,
+    },
 }
 
 /// Receives notices. `flush` marks the end of a batch: everything pushed since the last
@@ -103,7 +110,10 @@ impl Sidecar {
         tokio::spawn(write_loop(shared.clone(), stdin));
         tokio::spawn({
             let shared = shared.clone();
-            async move { shared.pending.run_timeouts().await }
+            async move {
+                let sink = shared.sink.clone();
+                shared.pending.run_timeouts(|| sink.flush()).await
+            }
         });
         let reader = tokio::spawn(read_loop(shared.clone(), stdout));
         let stderr_reader = tokio::spawn(stderr_loop(shared.clone(), stderr));
@@ -154,8 +164,32 @@ impl Sidecar {
         is_binary: bool,
         payload: &[u8],
     ) -> Result<oneshot::Receiver<Reply>, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.request_with(
+            method,
+            pc_id,
+            dc_label,
+            is_binary,
+            payload,
+            Responder::Channel(tx),
+        )
+        .map_err(|(e, _)| e)?;
+        Ok(rx)
+    }
+
+    /// Queues a request frame whose reply goes to `reply`. When this fails the request was
+    /// not sent and `reply` comes back uncalled.
+    pub fn request_with(
+        &self,
+        method: &str,
+        pc_id: &str,
+        dc_label: &str,
+        is_binary: bool,
+        payload: &[u8],
+        reply: Responder,
+    ) -> Result<(), (Error, Responder)> {
         let pending = &self.shared.pending;
-        let (id, rx) = pending.register(method)?;
+        let id = pending.register_with(method, reply)?;
         let header = Header {
             kind: FrameType::Request,
             id,
@@ -166,22 +200,32 @@ impl Sidecar {
             ..Header::default()
         };
         let mut outbox = self.shared.outbox.lock().unwrap();
-        if outbox.closing {
-            drop(outbox);
-            pending.cancel(id);
-            return Err(Error::Stopped);
-        }
         let was_empty = outbox.buf.is_empty();
-        if let Err(e) = encode_frame(&header, payload, &mut outbox.buf) {
+        let refused = if outbox.closing {
+            Some(Error::Stopped)
+        } else {
+            encode_frame(&header, payload, &mut outbox.buf)
+                .err()
+                .map(|e| Error::Range(format!("{method}: {e}")))
+        };
+        if let Some(err) = refused {
             drop(outbox);
-            pending.cancel(id);
-            return Err(Error::Range(format!("{method}: {e}")));
+            // Gone already means a stop or timeout answered it with an error in between.
+            return match pending.cancel(id) {
+                Some(reply) => Err((err, reply)),
+                None => Ok(()),
+            };
         }
         drop(outbox);
         if was_empty {
             self.shared.outbox_ready.notify_one();
         }
-        Ok(rx)
+        Ok(())
+    }
+
+    /// True when both handles drive the same process.
+    pub fn same(&self, other: &Sidecar) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
     }
 
     /// Sends a request and waits for its response.
@@ -331,9 +375,9 @@ fn dispatch(shared: &Shared, frame: Frame) {
                 shared.sink.notice(Notice::Log(format!(
                     "request error id={id} method={method} err={error}"
                 )));
-                let _ = reply.send(Err(Error::Remote(error)));
+                reply.respond(Err(Error::Remote(error)));
             } else {
-                let _ = reply.send(Ok(frame));
+                reply.respond(Ok(frame));
             }
         }
         FrameType::Event => shared.sink.notice(Notice::Event(frame)),

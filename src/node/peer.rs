@@ -1,0 +1,366 @@
+//! `RTCPeerConnection` as a native class; index.js wraps it into an EventEmitter.
+
+use super::bridge::{self, Bridge};
+use super::channel::NativeDataChannel;
+use super::convert;
+use super::errors;
+use super::ipc::NativePionIpc;
+use crate::channel::MAX_MESSAGE_SIZE;
+use crate::error::Error;
+use crate::events::Output;
+use crate::peer::{Peer, Router};
+use crate::protocol::messages::{self, IceCandidate, IceServer, PcCreate, SessionDescription};
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use rmpv::Value;
+use std::future::Future;
+use std::sync::Arc;
+
+#[napi]
+pub struct NativePeerConnection {
+    peer: Arc<Peer>,
+    bridge: Arc<Bridge>,
+}
+
+type Parsed<T> = std::result::Result<T, Error>;
+
+fn ice_servers(value: Option<Unknown>) -> Parsed<Vec<IceServer>> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    let list = convert::array_items("iceServers", &value)?;
+    let mut servers = Vec::with_capacity(list.len());
+    for (i, item) in list.iter().enumerate() {
+        let what = format!("iceServers[{i}]");
+        let server = convert::options(&what, Some(*item))?
+            .ok_or_else(|| Error::Type(format!("{what} must be an object")))?;
+        let urls = match convert::field(&server, "urls")? {
+            None => Vec::new(),
+            Some(urls) if convert::kind(&urls) == ValueType::String => {
+                vec![convert::string(&format!("{what}.urls"), &urls)?]
+            }
+            Some(urls) => convert::array_items(&format!("{what}.urls"), &urls)?
+                .iter()
+                .map(|u| convert::string(&format!("{what}.urls[]"), u))
+                .collect::<Parsed<_>>()?,
+        };
+        let text = |key: &str| -> Parsed<Option<String>> {
+            convert::field(&server, key)?
+                .map(|v| convert::string(&format!("{what}.{key}"), &v))
+                .transpose()
+        };
+        servers.push(IceServer {
+            urls,
+            username: text("username")?,
+            credential: text("credential")?,
+        });
+    }
+    Ok(servers)
+}
+
+/// Every number in the settings must be a whole number from 0 to 2^32 − 1: the sidecar
+/// would silently wrap anything else (PROTOCOL.md, trap 13).
+fn check_settings(value: &Value, path: &str) -> Parsed<()> {
+    match value {
+        Value::F64(n) => Err(Error::Range(format!(
+            "settings{path} must be a whole number from 0 to 4294967295, got {n}"
+        ))),
+        Value::Integer(i) if i.as_u64().is_none_or(|n| n > u64::from(u32::MAX)) => {
+            Err(Error::Range(format!(
+                "settings{path} must be a whole number from 0 to 4294967295, got {i}"
+            )))
+        }
+        Value::Map(entries) => entries.iter().try_for_each(|(k, v)| {
+            check_settings(v, &format!("{path}.{}", k.as_str().unwrap_or("?")))
+        }),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, v)| check_settings(v, &format!("{path}[{i}]"))),
+        _ => Ok(()),
+    }
+}
+
+fn create_payload(pc_id: &str, options: Option<&Object>) -> Parsed<Vec<u8>> {
+    let (servers, settings) = match options {
+        Some(options) => (
+            ice_servers(convert::field(options, "iceServers")?)?,
+            match convert::field(options, "settings")? {
+                Some(settings) => {
+                    if convert::kind(&settings) != ValueType::Object {
+                        return Err(Error::Type("settings must be an object".into()));
+                    }
+                    let value = convert::to_msgpack(&settings)?;
+                    check_settings(&value, "")?;
+                    Some(value)
+                }
+                None => None,
+            },
+        ),
+        None => (Vec::new(), None),
+    };
+    Ok(messages::encode(&PcCreate {
+        pc_id: pc_id.to_owned(),
+        ice_servers: servers,
+        settings,
+    }))
+}
+
+fn description(value: Option<Unknown>) -> Parsed<SessionDescription> {
+    let object = convert::options("description", value)?
+        .ok_or_else(|| Error::Type("description must be an object { type, sdp }".into()))?;
+    let field = |key: &str| -> Parsed<String> {
+        let value = convert::field(&object, key)?
+            .ok_or_else(|| Error::Type(format!("description.{key} is required")))?;
+        convert::string(&format!("description.{key}"), &value)
+    };
+    Ok(SessionDescription {
+        kind: field("type")?,
+        sdp: field("sdp")?,
+    })
+}
+
+fn candidate(value: Option<Unknown>) -> Parsed<IceCandidate> {
+    let object = convert::options("candidate", value)?
+        .ok_or_else(|| Error::Type("candidate must be an object".into()))?;
+    let candidate = match convert::field(&object, "candidate")? {
+        Some(v) => convert::string("candidate.candidate", &v)?,
+        None => String::new(),
+    };
+    let sdp_mid = convert::field(&object, "sdpMid")?
+        .map(|v| convert::string("candidate.sdpMid", &v))
+        .transpose()?;
+    let sdp_m_line_index = match convert::field(&object, "sdpMLineIndex")? {
+        Some(v) => {
+            let n = convert::number("candidate.sdpMLineIndex", &v)?;
+            if !(0.0..=65535.0).contains(&n) || n.fract() != 0.0 {
+                return Err(Error::Range(format!(
+                    "candidate.sdpMLineIndex must be a whole number from 0 to 65535, got {n}"
+                )));
+            }
+            Some(n as u32)
+        }
+        None => None,
+    };
+    Ok(IceCandidate {
+        candidate,
+        sdp_mid,
+        sdp_m_line_index,
+    })
+}
+
+#[napi]
+impl NativePeerConnection {
+    /// `ipc` is the native PionIpc (or null); `options` as for RTCPeerConnection; `target`
+    /// the JavaScript object events are emitted on. Never throws for bad options: they fail
+    /// the connection instead.
+    #[napi(constructor)]
+    pub fn new(
+        env: Env,
+        ipc: Option<&NativePionIpc>,
+        options: Option<Unknown>,
+        target: Object,
+    ) -> Result<Self> {
+        let options = convert::options("options", options);
+        let given_id = match &options {
+            Ok(Some(o)) => convert::field(o, "_pcId")
+                .and_then(|v| v.map(|v| convert::string("_pcId", &v)).transpose()),
+            _ => Ok(None),
+        };
+        let pc_id = match &given_id {
+            Ok(Some(id)) if !id.is_empty() => id.clone(),
+            _ => uuid::Uuid::new_v4().to_string(),
+        };
+        let payload = given_id
+            .map(|_| ())
+            .and(options.clone())
+            .and_then(|o| create_payload(&pc_id, o.as_ref()));
+        let (peer, bridge) = match ipc {
+            Some(ipc) => {
+                let bridge = ipc.bridge().clone();
+                let sidecar = ipc.controller().sidecar();
+                let router = ipc.controller().router().clone();
+                (Peer::create(router, sidecar, pc_id, payload), bridge)
+            }
+            None => {
+                let bridge = Bridge::new();
+                let router = Router::new(bridge.clone());
+                let missing = Err(Error::Type("_ipc is required".into()));
+                (Peer::create(router, missing, pc_id, payload), bridge)
+            }
+        };
+        bridge.set_target(&env, peer.id, &target)?;
+        Ok(NativePeerConnection { peer, bridge })
+    }
+
+    #[napi(getter)]
+    pub fn connection_state(&self) -> String {
+        self.peer.connection_state()
+    }
+
+    #[napi(getter)]
+    pub fn ice_connection_state(&self) -> String {
+        self.peer.ice_connection_state()
+    }
+
+    #[napi(getter)]
+    pub fn ice_gathering_state(&self) -> String {
+        self.peer.ice_gathering_state()
+    }
+
+    #[napi(getter)]
+    pub fn signaling_state(&self) -> String {
+        self.peer.signaling_state()
+    }
+
+    #[napi(getter)]
+    pub fn selected_candidate_pair<'env>(&self, env: &'env Env) -> Result<Unknown<'env>> {
+        // SAFETY: JavaScript thread.
+        unsafe {
+            let value = match self.peer.selected_candidate_pair() {
+                Some(pair) => bridge::candidate_pair(env.raw(), &pair)?,
+                None => ToNapiValue::to_napi_value(env.raw(), Null)?,
+            };
+            Ok(Unknown::from_raw_unchecked(env.raw(), value))
+        }
+    }
+
+    #[napi(getter)]
+    pub fn max_message_size(&self) -> u32 {
+        MAX_MESSAGE_SIZE as u32
+    }
+
+    #[napi(getter)]
+    pub fn pc_id(&self) -> String {
+        self.peer.pc_id.clone()
+    }
+
+    /// Returns the native channel; index.js wraps it and attaches the wrapper.
+    #[napi]
+    pub fn create_data_channel(
+        &self,
+        env: Env,
+        label: Unknown,
+        options: Option<Unknown>,
+    ) -> Result<NativeDataChannel> {
+        let parsed = (|| -> Parsed<(String, bool)> {
+            let label = convert::string("label", &label)?;
+            let ordered = match convert::options("options", options)? {
+                Some(o) => match convert::field(&o, "ordered")? {
+                    Some(v) => convert::boolean("options.ordered", &v)?,
+                    None => true,
+                },
+                None => true,
+            };
+            Ok((label, ordered))
+        })();
+        let (label, ordered) = parsed.map_err(|e| errors::throw(&env, e))?;
+        self.bridge.open(&env)?;
+        let channel = self
+            .peer
+            .create_data_channel(label, ordered)
+            .map_err(|e| errors::throw(&env, e))?;
+        Ok(NativeDataChannel::new(channel, self.bridge.clone()))
+    }
+
+    fn run<'env, F>(
+        &self,
+        env: &'env Env,
+        input: Parsed<()>,
+        work: impl FnOnce(Arc<Peer>) -> F,
+    ) -> Result<Unknown<'env>>
+    where
+        F: Future<Output = Parsed<Output>> + Send + 'static,
+    {
+        let (settler, promise) = self.bridge.promise(env)?;
+        match input {
+            Err(e) => settler.settle(Err(e)),
+            Ok(()) => {
+                let future = work(self.peer.clone());
+                napi::bindgen_prelude::spawn(async move { settler.settle(future.await) });
+            }
+        }
+        Ok(promise)
+    }
+
+    #[napi]
+    pub fn create_offer<'env>(&self, env: &'env Env) -> Result<Unknown<'env>> {
+        self.run(env, Ok(()), |peer| async move { peer.create_offer().await })
+    }
+
+    #[napi]
+    pub fn create_answer<'env>(&self, env: &'env Env) -> Result<Unknown<'env>> {
+        self.run(
+            env,
+            Ok(()),
+            |peer| async move { peer.create_answer().await },
+        )
+    }
+
+    #[napi]
+    pub fn restart_ice<'env>(&self, env: &'env Env) -> Result<Unknown<'env>> {
+        self.run(env, Ok(()), |peer| async move { peer.restart_ice().await })
+    }
+
+    #[napi]
+    pub fn get_sctp_stats<'env>(&self, env: &'env Env) -> Result<Unknown<'env>> {
+        self.run(
+            env,
+            Ok(()),
+            |peer| async move { peer.get_sctp_stats().await },
+        )
+    }
+
+    #[napi]
+    pub fn set_local_description<'env>(
+        &self,
+        env: &'env Env,
+        description: Option<Unknown>,
+    ) -> Result<Unknown<'env>> {
+        let parsed = self::description(description);
+        let (input, desc) = split(parsed);
+        self.run(env, input, move |peer| async move {
+            peer.set_local_description(desc.expect("parsed")).await
+        })
+    }
+
+    #[napi]
+    pub fn set_remote_description<'env>(
+        &self,
+        env: &'env Env,
+        description: Option<Unknown>,
+    ) -> Result<Unknown<'env>> {
+        let (input, desc) = split(self::description(description));
+        self.run(env, input, move |peer| async move {
+            peer.set_remote_description(desc.expect("parsed")).await
+        })
+    }
+
+    #[napi]
+    pub fn add_ice_candidate<'env>(
+        &self,
+        env: &'env Env,
+        candidate: Option<Unknown>,
+    ) -> Result<Unknown<'env>> {
+        let (input, candidate) = split(self::candidate(candidate));
+        self.run(env, input, move |peer| async move {
+            peer.add_ice_candidate(candidate.expect("parsed")).await
+        })
+    }
+
+    #[napi]
+    pub fn close<'env>(&self, env: &'env Env) -> Result<Unknown<'env>> {
+        self.run(env, Ok(()), |peer| async move {
+            peer.close().await;
+            Ok(Output::Unit)
+        })
+    }
+}
+
+/// Separates a parse result into the error to reject with and the value to use.
+fn split<T>(parsed: Parsed<T>) -> (Parsed<()>, Option<T>) {
+    match parsed {
+        Ok(v) => (Ok(()), Some(v)),
+        Err(e) => (Err(e), None),
+    }
+}

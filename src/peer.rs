@@ -1,0 +1,577 @@
+//! RTCPeerConnection's state machine and the router that hands each sidecar event to its
+//! connection and channel. No napi.
+
+use crate::channel::{next_object_id, Channel, ReadyState};
+use crate::error::Error;
+use crate::events::{Emit, Output, PeerEvent};
+use crate::protocol::messages::{
+    self, CandidatePair, DataChannelAnnounce, IceCandidate, SctpStats, Sdp, SessionDescription,
+    State, StateChange,
+};
+use crate::protocol::Frame;
+use crate::sidecar::pending::Responder;
+use crate::sidecar::{Notice, NoticeSink, Sidecar};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+/// `dc.send` requests one connection may have in flight. The sidecar blocks every
+/// connection once one has more than 256 requests queued (PROTOCOL.md, trap 4).
+pub const MAX_SENDS_IN_FLIGHT: usize = 128;
+
+/// Routes sidecar events by pcId and label; one per PionIpc.
+pub struct Router {
+    sink: Arc<dyn NoticeSink>,
+    peers: Mutex<HashMap<String, Arc<Peer>>>,
+    /// Whether sidecar events are also re-emitted raw on the PionIpc (someone listens).
+    pub raw_events: AtomicBool,
+}
+
+impl Router {
+    pub fn new(sink: Arc<dyn NoticeSink>) -> Arc<Self> {
+        Arc::new(Router {
+            sink,
+            peers: Mutex::new(HashMap::new()),
+            raw_events: AtomicBool::new(false),
+        })
+    }
+
+    pub fn sink(&self) -> &Arc<dyn NoticeSink> {
+        &self.sink
+    }
+
+    /// Hands one sidecar event to its connection (and channel). Runs on the reader task.
+    pub fn route(&self, frame: &Frame) {
+        let header = &frame.header;
+        let peer = self.peers.lock().unwrap().get(&header.pc_id).cloned();
+        if let Some(peer) = peer {
+            peer.on_event(frame);
+        }
+    }
+
+    /// The sidecar is gone: every connection that is not closed or failed fails.
+    pub fn fail_all(&self) {
+        let peers: Vec<_> = self.peers.lock().unwrap().values().cloned().collect();
+        for peer in peers {
+            peer.fail();
+        }
+        self.sink.flush();
+    }
+
+    fn register(&self, peer: &Arc<Peer>) {
+        self.peers
+            .lock()
+            .unwrap()
+            .insert(peer.pc_id.clone(), peer.clone());
+    }
+
+    fn unregister(&self, peer: &Peer) {
+        let mut peers = self.peers.lock().unwrap();
+        if peers.get(&peer.pc_id).is_some_and(|p| p.id == peer.id) {
+            peers.remove(&peer.pc_id);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.peers.lock().unwrap().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+struct PeerState {
+    connection: String,
+    ice_connection: String,
+    ice_gathering: String,
+    signaling: String,
+    selected_pair: Option<CandidatePair>,
+    /// Sidecar events are routed here (false once closed or failed).
+    listening: bool,
+    closing: bool,
+    /// Channels that are not closed, by label.
+    channels: HashMap<String, Arc<Channel>>,
+    /// Local channels waiting for `pc.create` before their `dc.create` can go out.
+    awaiting_create: Vec<Arc<Channel>>,
+}
+
+pub struct Peer {
+    pub id: u64,
+    pub pc_id: String,
+    router: Arc<Router>,
+    sidecar: Option<Sidecar>,
+    created: watch::Sender<Option<Result<(), Error>>>,
+    sends_in_flight: AtomicUsize,
+    state: Mutex<PeerState>,
+}
+
+impl Peer {
+    /// Creates the connection and sends `pc.create` at once. `sidecar` and `payload` carry
+    /// the reason the connection fails instead (no sidecar, bad options).
+    pub fn create(
+        router: Arc<Router>,
+        sidecar: Result<Sidecar, Error>,
+        pc_id: String,
+        payload: Result<Vec<u8>, Error>,
+    ) -> Arc<Peer> {
+        let peer = Arc::new(Peer {
+            id: next_object_id(),
+            pc_id,
+            router,
+            sidecar: sidecar.as_ref().ok().cloned(),
+            created: watch::channel(None).0,
+            sends_in_flight: AtomicUsize::new(0),
+            state: Mutex::new(PeerState {
+                connection: "new".into(),
+                ice_connection: "new".into(),
+                ice_gathering: "new".into(),
+                signaling: "stable".into(),
+                selected_pair: None,
+                listening: false,
+                closing: false,
+                channels: HashMap::new(),
+                awaiting_create: Vec::new(),
+            }),
+        });
+        match (sidecar, payload) {
+            (Ok(sidecar), Ok(payload)) => {
+                peer.state.lock().unwrap().listening = true;
+                peer.router.register(&peer);
+                let done = peer.clone();
+                let sent = sidecar.request_with(
+                    "pc.create",
+                    &peer.pc_id,
+                    "",
+                    false,
+                    &payload,
+                    Responder::Callback(Box::new(move |reply| done.on_created(reply.map(|_| ())))),
+                );
+                if let Err((e, _)) = sent {
+                    peer.on_created(Err(e));
+                }
+            }
+            (Err(e), _) | (_, Err(e)) => peer.on_created(Err(e)),
+        }
+        peer
+    }
+
+    fn on_created(&self, result: Result<(), Error>) {
+        let waiting = std::mem::take(&mut self.state.lock().unwrap().awaiting_create);
+        if result.is_err() {
+            self.router.unregister(self);
+            self.state.lock().unwrap().listening = false;
+        }
+        self.created.send_replace(Some(result.clone()));
+        for channel in waiting {
+            match &result {
+                Ok(()) => channel.create_on_sidecar(),
+                Err(e) => channel.fail(e.clone()),
+            }
+        }
+        self.flush();
+    }
+
+    pub(crate) fn emit(&self, emit: Emit) {
+        self.router.sink.notice(Notice::Emit(emit));
+    }
+
+    pub(crate) fn flush(&self) {
+        self.router.sink.flush();
+    }
+
+    pub(crate) fn log(&self, line: String) {
+        self.router.sink.notice(Notice::Log(line));
+    }
+
+    pub(crate) fn sidecar(&self) -> Option<Sidecar> {
+        self.sidecar.clone()
+    }
+
+    pub(crate) fn try_acquire_send(&self) -> bool {
+        self.sends_in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_SENDS_IN_FLIGHT).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    pub(crate) fn release_send(&self) {
+        let _ = self
+            .sends_in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+
+    /// Moves queued messages of every channel to the sidecar while the budget allows.
+    pub(crate) fn pump(&self) {
+        let Some(sidecar) = &self.sidecar else { return };
+        let channels: Vec<_> = self
+            .state
+            .lock()
+            .unwrap()
+            .channels
+            .values()
+            .cloned()
+            .collect();
+        for channel in channels {
+            if channel.pump(self, sidecar) {
+                break;
+            }
+        }
+    }
+
+    pub(crate) fn forget_channel(&self, channel: &Channel) {
+        let mut state = self.state.lock().unwrap();
+        if state
+            .channels
+            .get(&channel.label)
+            .is_some_and(|c| c.id == channel.id)
+        {
+            state.channels.remove(&channel.label);
+        }
+    }
+
+    pub fn connection_state(&self) -> String {
+        self.state.lock().unwrap().connection.clone()
+    }
+
+    pub fn ice_connection_state(&self) -> String {
+        self.state.lock().unwrap().ice_connection.clone()
+    }
+
+    pub fn ice_gathering_state(&self) -> String {
+        self.state.lock().unwrap().ice_gathering.clone()
+    }
+
+    pub fn signaling_state(&self) -> String {
+        self.state.lock().unwrap().signaling.clone()
+    }
+
+    pub fn selected_candidate_pair(&self) -> Option<CandidatePair> {
+        self.state.lock().unwrap().selected_pair.clone()
+    }
+
+    /// Creates a local channel; `dc.create` goes out once `pc.create` succeeded.
+    pub fn create_data_channel(
+        self: &Arc<Self>,
+        label: String,
+        ordered: bool,
+    ) -> Result<Arc<Channel>, Error> {
+        if label.is_empty() {
+            return Err(Error::Type("a data channel label must not be empty".into()));
+        }
+        let channel = {
+            let mut state = self.state.lock().unwrap();
+            if state.closing || state.connection == "closed" {
+                return Err(Error::InvalidState(
+                    "the RTCPeerConnection is closed".into(),
+                ));
+            }
+            if state.channels.contains_key(&label) {
+                return Err(Error::Operation(format!(
+                    "a data channel labelled {label:?} is still in use on this connection"
+                )));
+            }
+            let channel = Channel::new(self, label.clone(), ordered, false);
+            state.channels.insert(label, channel.clone());
+            channel
+        };
+        match &*self.created.borrow() {
+            Some(Ok(())) => channel.create_on_sidecar(),
+            Some(Err(e)) => channel.fail(e.clone()),
+            None => {
+                let mut state = self.state.lock().unwrap();
+                state.awaiting_create.push(channel.clone());
+            }
+        }
+        // pc.create may have finished between the check and the push.
+        if self.created.borrow().is_some() {
+            let waiting = std::mem::take(&mut self.state.lock().unwrap().awaiting_create);
+            let result = self.created.borrow().clone().expect("checked");
+            for c in waiting {
+                match &result {
+                    Ok(()) => c.create_on_sidecar(),
+                    Err(e) => c.fail(e.clone()),
+                }
+            }
+        }
+        Ok(channel)
+    }
+
+    /// Waits for `pc.create`; its error, or the sidecar to talk to.
+    async fn ready(&self) -> Result<Sidecar, Error> {
+        let mut created = self.created.subscribe();
+        let result = created
+            .wait_for(Option::is_some)
+            .await
+            .map(|r| r.clone().expect("is some"))
+            .unwrap_or(Err(Error::Stopped));
+        result?;
+        let state = self.state.lock().unwrap();
+        if state.closing || state.connection == "closed" {
+            return Err(Error::InvalidState(
+                "the RTCPeerConnection is closed".into(),
+            ));
+        }
+        drop(state);
+        self.sidecar.clone().ok_or(Error::NotStarted)
+    }
+
+    async fn call(&self, method: &str, payload: &[u8]) -> Result<Frame, Error> {
+        let sidecar = self.ready().await?;
+        sidecar.call(method, &self.pc_id, "", false, payload).await
+    }
+
+    async fn sdp(&self, method: &str, kind: &'static str) -> Result<Output, Error> {
+        let frame = self.call(method, &[]).await?;
+        let Sdp { sdp } = messages::decode(&frame.payload)
+            .map_err(|e| Error::Protocol(format!("{method} answer: {e}")))?;
+        Ok(Output::Description { kind, sdp })
+    }
+
+    pub async fn create_offer(&self) -> Result<Output, Error> {
+        self.sdp("pc.createOffer", "offer").await
+    }
+
+    pub async fn create_answer(&self) -> Result<Output, Error> {
+        self.sdp("pc.createAnswer", "answer").await
+    }
+
+    pub async fn restart_ice(&self) -> Result<Output, Error> {
+        self.sdp("pc.restartIce", "offer").await
+    }
+
+    pub async fn set_local_description(
+        &self,
+        description: SessionDescription,
+    ) -> Result<Output, Error> {
+        self.call("pc.setLocalDescription", &messages::encode(&description))
+            .await?;
+        Ok(Output::Unit)
+    }
+
+    pub async fn set_remote_description(
+        &self,
+        description: SessionDescription,
+    ) -> Result<Output, Error> {
+        self.call("pc.setRemoteDescription", &messages::encode(&description))
+            .await?;
+        Ok(Output::Unit)
+    }
+
+    pub async fn add_ice_candidate(&self, candidate: IceCandidate) -> Result<Output, Error> {
+        self.call("pc.addIceCandidate", &messages::encode(&candidate))
+            .await?;
+        Ok(Output::Unit)
+    }
+
+    pub async fn get_sctp_stats(&self) -> Result<Output, Error> {
+        let frame = self.call("pc.getSctpStats", &[]).await?;
+        let stats: Option<SctpStats> = messages::decode(&frame.payload)
+            .map_err(|e| Error::Protocol(format!("pc.getSctpStats answer: {e}")))?;
+        Ok(Output::SctpStats(stats))
+    }
+
+    /// Closes every channel gracefully (in parallel), stops listening, becomes 'closed', then
+    /// sends `pc.close` unless the create failed or the sidecar is gone. Harmless twice.
+    pub async fn close(self: &Arc<Self>) {
+        let channels: Vec<_> = {
+            let mut state = self.state.lock().unwrap();
+            if state.closing {
+                return;
+            }
+            state.closing = true;
+            state.channels.values().cloned().collect()
+        };
+        let mut closing = tokio::task::JoinSet::new();
+        for channel in channels {
+            closing.spawn(async move { channel.close().await });
+        }
+        while closing.join_next().await.is_some() {}
+        let changed = {
+            let mut state = self.state.lock().unwrap();
+            state.listening = false;
+            let changed = state.connection != "closed";
+            state.connection = "closed".into();
+            changed
+        };
+        self.router.unregister(self);
+        if changed {
+            self.emit(Emit::Peer(self.id, PeerEvent::ConnectionStateChange));
+        }
+        self.flush();
+        let created = matches!(*self.created.borrow(), Some(Ok(())));
+        if let (true, Some(sidecar)) = (created, &self.sidecar) {
+            if !sidecar.has_exited() {
+                let _ = sidecar.call("pc.close", &self.pc_id, "", false, &[]).await;
+            }
+        }
+        self.emit(Emit::Release(self.id));
+        self.flush();
+    }
+
+    /// The sidecar died: channels force-closed, states 'failed'. Not for closed or failed
+    /// connections.
+    fn fail(&self) {
+        let channels: Vec<_> = {
+            let mut state = self.state.lock().unwrap();
+            if !state.listening || state.connection == "closed" || state.connection == "failed" {
+                state.listening = false;
+                return;
+            }
+            state.listening = false;
+            state.channels.values().cloned().collect()
+        };
+        for channel in channels {
+            channel.force_close();
+        }
+        {
+            let mut state = self.state.lock().unwrap();
+            state.connection = "failed".into();
+            state.ice_connection = "failed".into();
+        }
+        self.router.unregister(self);
+        self.emit(Emit::Peer(self.id, PeerEvent::ConnectionStateChange));
+        self.emit(Emit::Peer(self.id, PeerEvent::IceConnectionStateChange));
+    }
+
+    fn on_event(self: &Arc<Self>, frame: &Frame) {
+        let header = &frame.header;
+        let payload = &frame.payload;
+        if !self.state.lock().unwrap().listening {
+            return;
+        }
+        match header.event.as_str() {
+            "pc.icecandidate" => match messages::decode::<IceCandidate>(payload) {
+                Ok(candidate) => self.emit(Emit::Peer(self.id, PeerEvent::IceCandidate(candidate))),
+                Err(e) => self.log(format!("bad pc.icecandidate payload: {e}")),
+            },
+            "pc.statechange" => {
+                let change: StateChange = messages::decode(payload).unwrap_or_default();
+                self.on_state_change(change);
+            }
+            "pc.icegatheringstatechange" | "pc.signalingstatechange" => {
+                let State { state: value } = messages::decode(payload).unwrap_or_default();
+                let gathering = header.event == "pc.icegatheringstatechange";
+                let changed = {
+                    let mut state = self.state.lock().unwrap();
+                    let slot = if gathering {
+                        &mut state.ice_gathering
+                    } else {
+                        &mut state.signaling
+                    };
+                    let changed = !value.is_empty() && *slot != value;
+                    if changed {
+                        *slot = value;
+                    }
+                    changed
+                };
+                if changed {
+                    let event = if gathering {
+                        PeerEvent::IceGatheringStateChange
+                    } else {
+                        PeerEvent::SignalingStateChange
+                    };
+                    self.emit(Emit::Peer(self.id, event));
+                }
+            }
+            "pc.selectedcandidatepairchange" => match messages::decode::<CandidatePair>(payload) {
+                Ok(pair) => {
+                    self.state.lock().unwrap().selected_pair = Some(pair);
+                    self.emit(Emit::Peer(self.id, PeerEvent::SelectedCandidatePairChange));
+                }
+                Err(e) => self.log(format!("bad pc.selectedcandidatepairchange payload: {e}")),
+            },
+            "pc.datachannel" => self.on_remote_channel(&header.dc_label, payload),
+            event if event.starts_with("dc.") => {
+                let channel = self
+                    .state
+                    .lock()
+                    .unwrap()
+                    .channels
+                    .get(&header.dc_label)
+                    .cloned();
+                if let Some(channel) = channel {
+                    channel.on_event(event, header.is_binary, payload);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_state_change(&self, change: StateChange) {
+        let mut events = Vec::new();
+        let failed = {
+            let mut state = self.state.lock().unwrap();
+            // 'closed' is final, whatever the sidecar says later.
+            if state.connection == "closed" {
+                return;
+            }
+            // An empty state is the sidecar's "not yet known", never a change.
+            if !change.conn_state.is_empty() && change.conn_state != state.connection {
+                state.connection = change.conn_state;
+                events.push(PeerEvent::ConnectionStateChange);
+            }
+            if !change.ice_state.is_empty() && change.ice_state != state.ice_connection {
+                state.ice_connection = change.ice_state;
+                events.push(PeerEvent::IceConnectionStateChange);
+            }
+            matches!(events.first(), Some(PeerEvent::ConnectionStateChange))
+                && state.connection == "failed"
+        };
+        for event in events {
+            self.emit(Emit::Peer(self.id, event));
+        }
+        if failed {
+            // The sidecar never closes them and would keep acknowledging sends into the void.
+            let channels: Vec<_> = self
+                .state
+                .lock()
+                .unwrap()
+                .channels
+                .values()
+                .cloned()
+                .collect();
+            for channel in channels {
+                channel.force_close();
+            }
+        }
+    }
+
+    fn on_remote_channel(self: &Arc<Self>, label: &str, payload: &[u8]) {
+        if label.is_empty() {
+            return;
+        }
+        let announce: DataChannelAnnounce = messages::decode(payload).unwrap_or_default();
+        let ordered = announce.ordered.unwrap_or(true);
+        // The sidecar keys channels by label: one reused by the remote replaces ours.
+        let replaced = self.state.lock().unwrap().channels.remove(label);
+        if let Some(old) = replaced {
+            old.force_close();
+        }
+        let channel = Channel::new(self, label.to_owned(), ordered, true);
+        let open = {
+            let mut state = self.state.lock().unwrap();
+            if state.closing {
+                return;
+            }
+            state.channels.insert(label.to_owned(), channel.clone());
+            true
+        };
+        if open {
+            self.emit(Emit::Peer(self.id, PeerEvent::DataChannel(channel)));
+        }
+    }
+
+    /// Channels that are not closed.
+    pub fn live_channels(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap()
+            .channels
+            .values()
+            .filter(|c| c.ready_state() != ReadyState::Closed)
+            .count()
+    }
+}
