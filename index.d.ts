@@ -96,3 +96,164 @@ export declare class PionIpc extends TypedEmitter<PionIpcEvents> {
    */
   request(method: string, opts?: RequestOptions, payload?: unknown): Promise<IpcResponse>
 }
+
+export interface RTCIceServer {
+  urls?: string | string[]
+  username?: string
+  credential?: string
+}
+
+/** pion SettingEngine knobs, forwarded in `pc.create`; durations in ms (at most 300000). */
+export interface PionSettings {
+  sctpRtoMax?: number
+  sctpMaxReceiveBufferSize?: number
+  iceDisconnectedTimeout?: number
+  iceFailedTimeout?: number
+  iceKeepAliveInterval?: number
+  stunGatherTimeout?: number
+  interfaceFilter?: { denyPrefixes?: string[]; allowPrefixes?: string[] }
+  ipFilter?: { denyCIDRs?: string[]; allowCIDRs?: string[] }
+  [other: string]: unknown
+}
+
+export interface RTCPeerConnectionOptions {
+  /** The running PionIpc this connection lives in. */
+  _ipc?: PionIpc
+  iceServers?: RTCIceServer[]
+  settings?: PionSettings
+  /** The connection's id in the sidecar; default a random UUID. */
+  _pcId?: string
+}
+
+export type RTCPeerConnectionState = 'new' | 'connecting' | 'connected' | 'disconnected' | 'failed' | 'closed'
+export type RTCIceConnectionState = 'new' | 'checking' | 'connected' | 'completed' | 'disconnected' | 'failed' | 'closed'
+export type RTCIceGatheringState = 'new' | 'gathering' | 'complete'
+export type RTCSignalingState =
+  | 'stable'
+  | 'have-local-offer'
+  | 'have-remote-offer'
+  | 'have-local-pranswer'
+  | 'have-remote-pranswer'
+  | 'closed'
+export type RTCDataChannelState = 'connecting' | 'open' | 'closing' | 'closed'
+
+export interface RTCSessionDescriptionInit {
+  type: 'offer' | 'answer' | 'pranswer' | 'rollback'
+  sdp: string
+}
+
+export interface RTCIceCandidateInit {
+  candidate: string
+  sdpMid?: string | null
+  sdpMLineIndex?: number | null
+}
+
+export interface CandidateInfo {
+  type: string
+  address: string
+  port: number
+  protocol: string
+  relayProtocol?: string
+}
+
+export interface RTCSelectedCandidatePair {
+  local: CandidateInfo
+  remote: CandidateInfo
+}
+
+export interface SctpStats {
+  bytesSent: number
+  bytesReceived: number
+  srttMs: number
+  congestionWindow: number
+  receiverWindow: number
+  mtu: number
+}
+
+export interface RTCPeerConnectionIceEvent {
+  candidate: { candidate: string; sdpMid: string | null; sdpMLineIndex: number | null }
+}
+
+export interface RTCDataChannelEvent {
+  channel: RTCDataChannel
+}
+
+export interface MessageEvent {
+  /** A string for text messages, a Buffer for binary ones. */
+  data: string | Buffer
+}
+
+export interface RTCPeerConnectionEvents {
+  icecandidate: [event: RTCPeerConnectionIceEvent]
+  connectionstatechange: []
+  iceconnectionstatechange: []
+  icegatheringstatechange: []
+  signalingstatechange: []
+  selectedcandidatepairchange: []
+  datachannel: [event: RTCDataChannelEvent]
+}
+
+export interface RTCDataChannelEvents {
+  open: []
+  close: []
+  message: [event: MessageEvent]
+  error: [err: Error]
+  bufferedamountlow: []
+}
+
+type Handler<Args extends unknown[]> = ((...args: Args) => void) | null
+
+export declare class RTCPeerConnection extends TypedEmitter<RTCPeerConnectionEvents> {
+  /** Never throws: bad options fail the connection, and its methods reject. */
+  constructor(options?: RTCPeerConnectionOptions)
+  readonly connectionState: RTCPeerConnectionState
+  readonly iceConnectionState: RTCIceConnectionState
+  readonly iceGatheringState: RTCIceGatheringState
+  readonly signalingState: RTCSignalingState
+  readonly selectedCandidatePair: RTCSelectedCandidatePair | null
+  /** 65535: one byte more makes pion-ipc 0.4.1 drop the association silently. */
+  readonly maxMessageSize: number
+  /** Throws TypeError for an empty label, OperationError for a label still in use. */
+  createDataChannel(label: string, options?: { ordered?: boolean }): RTCDataChannel
+  createOffer(): Promise<{ type: 'offer'; sdp: string }>
+  createAnswer(): Promise<{ type: 'answer'; sdp: string }>
+  setLocalDescription(description: RTCSessionDescriptionInit): Promise<void>
+  setRemoteDescription(description: RTCSessionDescriptionInit): Promise<void>
+  addIceCandidate(candidate: RTCIceCandidateInit): Promise<void>
+  /** A new offer with ICE restart, not yet applied: pass it to setLocalDescription. */
+  restartIce(): Promise<{ type: 'offer'; sdp: string }>
+  /** null before the SCTP association is up; rejects after close(). */
+  getSctpStats(): Promise<SctpStats | null>
+  close(): Promise<void>
+  onicecandidate: Handler<RTCPeerConnectionEvents['icecandidate']>
+  onconnectionstatechange: Handler<[]>
+  oniceconnectionstatechange: Handler<[]>
+  onicegatheringstatechange: Handler<[]>
+  onsignalingstatechange: Handler<[]>
+  onselectedcandidatepairchange: Handler<[]>
+  ondatachannel: Handler<RTCPeerConnectionEvents['datachannel']>
+}
+
+export declare class RTCDataChannel extends TypedEmitter<RTCDataChannelEvents> {
+  private constructor()
+  readonly label: string
+  readonly ordered: boolean
+  readonly readyState: RTCDataChannelState
+  /** Bytes given to send() and not yet acknowledged, plus the sidecar's SCTP backlog. */
+  readonly bufferedAmount: number
+  bufferedAmountLowThreshold: number
+  /**
+   * Synchronous. Buffers, ArrayBuffers and ArrayBuffer views are sent as binary, anything
+   * else as String(data). Throws InvalidStateError unless open, TypeError over 65535 bytes.
+   */
+  send(data: string | Buffer | ArrayBuffer | ArrayBufferView | number | boolean | object): void
+  /** Waits (up to 5 s) until every queued message reached the sidecar, then closes. */
+  close(): Promise<void>
+  onopen: Handler<[]>
+  onclose: Handler<[]>
+  onmessage: Handler<RTCDataChannelEvents['message']>
+  onerror: Handler<RTCDataChannelEvents['error']>
+  onbufferedamountlow: Handler<[]>
+}
+
+export { RTCPeerConnection as PeerConnection, RTCDataChannel as DataChannel }
