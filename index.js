@@ -20,21 +20,21 @@ function rethrowLater(err) {
   })
 }
 
-// Every batch from the native side: [target, name, ...args] entries, in sidecar order.
-function dispatch(batch) {
-  for (const [target, name, ...args] of batch) {
-    if (name === 'log') {
-      try {
-        target[LOGGER](args[0])
-      } catch {
-        // a broken logger must not break anything
-      }
-    } else if (name !== 'error' || target.listenerCount('error') > 0) {
-      try {
-        target.emit(name, ...args)
-      } catch (err) {
-        rethrowLater(err)
-      }
+// Called by the native side for each event, on the JavaScript thread, in sidecar order,
+// right after the state change that goes with it.
+function dispatch(target, name, ...args) {
+  if (target === undefined) return
+  if (name === 'log') {
+    try {
+      target[LOGGER](args[0])
+    } catch {
+      // a broken logger must not break anything
+    }
+  } else if (name !== 'error' || target.listenerCount('error') > 0) {
+    try {
+      target.emit(name, ...args)
+    } catch (err) {
+      rethrowLater(err)
     }
   }
 }

@@ -310,9 +310,14 @@ impl Channel {
             ordered: self.ordered,
         });
         let channel = self.clone();
-        self.request("dc.create", &payload, move |reply| match reply {
-            Ok(_) => channel.on_created(),
-            Err(e) => channel.fail(e),
+        self.request("dc.create", &payload, move |reply| {
+            let Some(peer) = channel.peer.upgrade() else {
+                return;
+            };
+            peer.on_js(move || match reply {
+                Ok(_) => channel.on_created(),
+                Err(e) => channel.fail(e),
+            })
         });
     }
 
@@ -370,16 +375,26 @@ impl Channel {
         }
     }
 
-    /// Graceful close: waits (at most [`CLOSE_DRAIN_LIMIT`]) until every queued message was
-    /// acknowledged by the sidecar, then closes and tells the sidecar.
-    pub async fn close(self: &Arc<Self>) {
-        {
-            let mut state = self.state.lock().unwrap();
-            match state.ready {
-                ReadyState::Closed => return,
-                ReadyState::Closing => {}
-                _ => state.ready = ReadyState::Closing,
+    /// The synchronous start of close(): readyState becomes 'closing'. False when closed.
+    pub fn begin_close(&self) -> bool {
+        let mut state = self.state.lock().unwrap();
+        match state.ready {
+            ReadyState::Closed => false,
+            ReadyState::Closing => true,
+            _ => {
+                state.ready = ReadyState::Closing;
+                true
             }
+        }
+    }
+
+    /// Graceful close: waits (at most [`CLOSE_DRAIN_LIMIT`]) until every queued message was
+    /// acknowledged by the sidecar, then closes and tells the sidecar. The last step runs
+    /// on the JavaScript thread, so readyState turns 'closed' together with the `close`
+    /// event.
+    pub async fn close(self: &Arc<Self>) {
+        if !self.begin_close() {
+            return;
         }
         let deadline = tokio::time::Instant::now() + CLOSE_DRAIN_LIMIT;
         let dropped = loop {
@@ -394,28 +409,31 @@ impl Channel {
                 break self.state.lock().unwrap().queue.len();
             }
         };
-        {
-            let mut state = self.state.lock().unwrap();
-            if state.ready == ReadyState::Closed {
-                return;
-            }
-            state.ready = ReadyState::Closed;
-            state.queue.clear();
-            state.unacked = 0;
-            state.sidecar_buffered = 0;
+        let Some(peer) = self.peer.upgrade() else {
+            return;
+        };
+        if dropped > 0 {
+            peer.log(format!(
+                "channel {:?}: {dropped} queued messages dropped after waiting {} s to close",
+                self.label,
+                CLOSE_DRAIN_LIMIT.as_secs()
+            ));
         }
-        if let Some(peer) = self.peer.upgrade() {
-            if dropped > 0 {
-                peer.log(format!(
-                    "channel {:?}: {dropped} queued messages dropped after waiting {} s to close",
-                    self.label,
-                    CLOSE_DRAIN_LIMIT.as_secs()
-                ));
+        let channel = self.clone();
+        peer.on_js(move || {
+            {
+                let mut state = channel.state.lock().unwrap();
+                if state.ready == ReadyState::Closed {
+                    return;
+                }
+                state.ready = ReadyState::Closed;
+                state.queue.clear();
+                state.unacked = 0;
+                state.sidecar_buffered = 0;
             }
-        }
-        self.request("dc.close", &[], |_| {});
-        self.finish_close();
-        self.flush();
+            channel.request("dc.close", &[], |_| {});
+            channel.finish_close();
+        });
     }
 
     /// A sidecar event for this channel.
@@ -469,6 +487,16 @@ impl Channel {
     fn refresh_buffered_amount(self: &Arc<Self>) {
         let channel = self.clone();
         self.request("dc.getBA", &[], move |reply| {
+            let Some(peer) = channel.peer.upgrade() else {
+                return;
+            };
+            peer.on_js(move || channel.on_refreshed(reply));
+        });
+    }
+
+    fn on_refreshed(self: &Arc<Self>, reply: Reply) {
+        let channel = self;
+        {
             let fire = {
                 let mut state = channel.state.lock().unwrap();
                 match &reply {
@@ -485,8 +513,7 @@ impl Channel {
             };
             if fire {
                 channel.emit(ChannelEvent::BufferedAmountLow);
-                channel.flush();
             }
-        });
+        }
     }
 }

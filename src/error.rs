@@ -47,7 +47,8 @@ pub enum Error {
     /// The W3C InvalidStateError; the message starts with the name, as the old SDK's did.
     #[error("InvalidStateError: {0}")]
     InvalidState(String),
-    #[error("OperationError: {0}")]
+    /// The W3C OperationError: an Error named `OperationError`.
+    #[error("{0}")]
     Operation(String),
 }
 
@@ -60,7 +61,6 @@ impl Error {
         match self {
             Error::Type(_) => JsKind::TypeError,
             Error::Range(_) => JsKind::RangeError,
-            Error::InvalidState(_) => JsKind::Named("InvalidStateError"),
             Error::Operation(_) => JsKind::Named("OperationError"),
             _ => JsKind::Error,
         }

@@ -50,6 +50,12 @@ impl Router {
         }
     }
 
+    /// [`fail_all`](Self::fail_all), run on the JavaScript thread in order.
+    pub fn fail_all_later(router: &Arc<Router>) -> Notice {
+        let router = router.clone();
+        Notice::Run(Box::new(move || router.fail_all()))
+    }
+
     /// The sidecar is gone: every connection that is not closed or failed fails.
     pub fn fail_all(&self) {
         let peers: Vec<_> = self.peers.lock().unwrap().values().cloned().collect();
@@ -171,6 +177,12 @@ impl Peer {
             }
         }
         self.flush();
+    }
+
+    /// Runs `f` on the JavaScript thread, in order with the events queued before it.
+    pub(crate) fn on_js(&self, f: impl FnOnce() + Send + 'static) {
+        self.router.sink.notice(Notice::Run(Box::new(f)));
+        self.router.sink.flush();
     }
 
     pub(crate) fn emit(&self, emit: Emit) {
@@ -389,18 +401,20 @@ impl Peer {
             closing.spawn(async move { channel.close().await });
         }
         while closing.join_next().await.is_some() {}
-        let changed = {
-            let mut state = self.state.lock().unwrap();
-            state.listening = false;
-            let changed = state.connection != "closed";
-            state.connection = "closed".into();
-            changed
-        };
-        self.router.unregister(self);
-        if changed {
-            self.emit(Emit::Peer(self.id, PeerEvent::ConnectionStateChange));
-        }
-        self.flush();
+        let peer = self.clone();
+        self.on_js(move || {
+            let changed = {
+                let mut state = peer.state.lock().unwrap();
+                state.listening = false;
+                let changed = state.connection != "closed";
+                state.connection = "closed".into();
+                changed
+            };
+            peer.router.unregister(&peer);
+            if changed {
+                peer.emit(Emit::Peer(peer.id, PeerEvent::ConnectionStateChange));
+            }
+        });
         let created = matches!(*self.created.borrow(), Some(Ok(())));
         if let (true, Some(sidecar)) = (created, &self.sidecar) {
             if !sidecar.has_exited() {

@@ -8,7 +8,6 @@
 //! addon keeps Node alive once every PionIpc is stopped.
 
 use super::channel::NativeDataChannel;
-use super::convert;
 use super::errors;
 use crate::events::{ChannelEvent, Emit, Output, PeerEvent};
 use crate::protocol::messages::{CandidateInfo, SctpStats};
@@ -45,10 +44,20 @@ struct Hooks {
 thread_local! {
     /// Set once per JavaScript environment by index.js.
     static HOOKS: RefCell<Option<Hooks>> = const { RefCell::new(None) };
+    /// While a `Notice::Run` executes on the JavaScript thread, what it emits is collected
+    /// here and delivered right after it, in the same batch.
+    static CAPTURE: RefCell<Option<Vec<Notice>>> = const { RefCell::new(None) };
 }
 
-/// Called once by index.js: `dispatch(batch)` gets every batch, an array of
-/// `[target, name, ...args]`; `wrapChannel(native)` wraps a channel the remote opened.
+/// Runs `f`, returning the notices it produced on this thread.
+fn capture(f: Box<dyn FnOnce() + Send>) -> Vec<Notice> {
+    let outer = CAPTURE.with(|c| c.borrow_mut().replace(Vec::new()));
+    f();
+    CAPTURE.with(|c| std::mem::replace(&mut *c.borrow_mut(), outer)).unwrap_or_default()
+}
+
+/// Called once by index.js: `dispatch(target, name, ...args)` emits one event (or logs a
+/// line); `wrapChannel(native)` wraps a channel the remote opened.
 #[napi]
 #[allow(dead_code)] // called from JavaScript only
 pub fn init(
@@ -96,6 +105,16 @@ pub struct Bridge {
 
 impl NoticeSink for Bridge {
     fn notice(&self, notice: Notice) {
+        let notice = match CAPTURE.with(|c| match c.borrow_mut().as_mut() {
+            Some(captured) => {
+                captured.push(notice);
+                None
+            }
+            None => Some(notice),
+        }) {
+            Some(notice) => notice,
+            None => return,
+        };
         let mut queue = self.queue.lock().unwrap();
         if matches!(notice, Notice::Log(_)) {
             if queue.log_lines >= MAX_PENDING_LOG_LINES {
@@ -310,7 +329,7 @@ fn take_batch(bridge: &Weak<Bridge>) -> Batch {
     }
 }
 
-/// What one call hands to the JavaScript dispatcher: an array of `[target, name, ...args]`.
+/// What one call delivers: converting it to a JavaScript value emits every event in it.
 #[derive(Default)]
 pub struct Batch {
     bridge: Option<Arc<Bridge>>,
@@ -492,9 +511,11 @@ unsafe fn output(env: sys::napi_env, output: Output) -> Result<sys::napi_value> 
     }
 }
 
+/// Hands each event to the JavaScript dispatcher the moment it is converted, so that the
+/// state changes of later events in the batch are not yet visible to its listeners.
 struct Entries {
     env: sys::napi_env,
-    items: Vec<sys::napi_value>,
+    dispatch: sys::napi_value,
 }
 
 impl Entries {
@@ -504,11 +525,26 @@ impl Entries {
         name: &str,
         args: &[sys::napi_value],
     ) -> Result<()> {
-        let mut items = Vec::with_capacity(args.len() + 2);
-        items.push(target);
-        items.push(js_string(self.env, name)?);
-        items.extend_from_slice(args);
-        self.items.push(convert::array(self.env, &items)?);
+        let mut argv = Vec::with_capacity(args.len() + 2);
+        argv.push(target);
+        argv.push(js_string(self.env, name)?);
+        argv.extend_from_slice(args);
+        let this = undefined(self.env)?;
+        let mut result = ptr::null_mut();
+        // The dispatcher catches what listeners throw; a failure here (an exception it let
+        // through, a dying environment) must not stop the rest of the batch.
+        let status = sys::napi_call_function(
+            self.env,
+            this,
+            self.dispatch,
+            argv.len(),
+            argv.as_ptr(),
+            &mut result,
+        );
+        if status == sys::Status::napi_pending_exception {
+            let mut exception = ptr::null_mut();
+            sys::napi_get_and_clear_last_exception(self.env, &mut exception);
+        }
         Ok(())
     }
 }
@@ -516,12 +552,20 @@ impl Entries {
 impl ToNapiValue for Batch {
     unsafe fn to_napi_value(env: sys::napi_env, batch: Self) -> Result<sys::napi_value> {
         let Some(bridge) = batch.bridge else {
-            return convert::array(env, &[]);
+            return undefined(env);
         };
-        let mut out = Entries {
-            env,
-            items: Vec::with_capacity(batch.notices.len() + 1),
+        let env_ref = Env::from_raw(env);
+        let dispatch = HOOKS.with(|hooks| {
+            hooks
+                .borrow()
+                .as_ref()
+                .and_then(|h| h.dispatch.borrow_back(&env_ref).ok())
+                .map(|f| f.raw())
+        });
+        let Some(dispatch) = dispatch else {
+            return undefined(env);
         };
+        let mut out = Entries { env, dispatch };
         let ipc = bridge.target(env, IPC_TARGET);
         if let (Some(ipc), true) = (ipc, batch.dropped_logs > 0) {
             let line = format!(
@@ -531,126 +575,136 @@ impl ToNapiValue for Batch {
             out.push(ipc, "log", &[js_string(env, &line)?])?;
         }
         for notice in batch.notices {
-            match notice {
-                Notice::Settle { token, result } => {
-                    let Some(deferred) = bridge.take_deferred(token) else {
-                        continue;
-                    };
-                    match result {
-                        Ok(value) => {
-                            let value = output(env, value)?;
-                            sys::napi_resolve_deferred(env, deferred, value);
-                        }
-                        Err(err) => {
-                            sys::napi_reject_deferred(env, deferred, errors::create(env, &err));
-                        }
-                    }
+            convert_notice(env, &bridge, ipc, &mut out, notice)?;
+        }
+        bridge.maybe_release(env);
+        // The call napi makes with this value finds nothing left to do.
+        undefined(env)
+    }
+}
+
+unsafe fn convert_notice(
+    env: sys::napi_env,
+    bridge: &Arc<Bridge>,
+    ipc: Option<sys::napi_value>,
+    out: &mut Entries,
+    notice: Notice,
+) -> Result<()> {
+    match notice {
+        Notice::Run(work) => {
+            for produced in capture(work) {
+                convert_notice(env, bridge, ipc, out, produced)?;
+            }
+        }
+        Notice::Settle { token, result } => {
+            let Some(deferred) = bridge.take_deferred(token) else {
+                return Ok(());
+            };
+            match result {
+                Ok(value) => {
+                    let value = output(env, value)?;
+                    sys::napi_resolve_deferred(env, deferred, value);
                 }
-                Notice::Emit(Emit::Release(id)) => bridge.release_target(env, id),
-                Notice::Emit(Emit::Peer(id, event)) => {
-                    let Some(target) = bridge.target(env, id) else {
-                        continue;
-                    };
-                    let name = event.name();
-                    match event {
-                        PeerEvent::IceCandidate(c) => {
-                            let candidate = object(env)?;
-                            set_str(env, candidate, "candidate", &c.candidate)?;
-                            let mid = match &c.sdp_mid {
-                                Some(mid) => js_string(env, mid)?,
-                                None => null(env)?,
-                            };
-                            set(env, candidate, "sdpMid", mid)?;
-                            let index = match c.sdp_m_line_index {
-                                Some(i) => number(env, f64::from(i))?,
-                                None => null(env)?,
-                            };
-                            set(env, candidate, "sdpMLineIndex", index)?;
-                            let event = object(env)?;
-                            set(env, event, "candidate", candidate)?;
-                            out.push(target, name, &[event])?;
-                        }
-                        PeerEvent::DataChannel(channel) => {
-                            let Some(wrapper) = wrap_channel(env, &bridge, channel)? else {
-                                continue;
-                            };
-                            let event = object(env)?;
-                            set(env, event, "channel", wrapper)?;
-                            out.push(target, name, &[event])?;
-                        }
-                        _ => out.push(target, name, &[])?,
-                    }
-                }
-                Notice::Emit(Emit::Channel(id, event)) => {
-                    let Some(target) = bridge.target(env, id) else {
-                        continue;
-                    };
-                    let name = event.name();
-                    match event {
-                        ChannelEvent::Message { binary, data } => {
-                            let value = if binary {
-                                buffer(env, &data)?
-                            } else {
-                                js_string(env, &String::from_utf8_lossy(&data))?
-                            };
-                            let event = object(env)?;
-                            set(env, event, "data", value)?;
-                            out.push(target, name, &[event])?;
-                        }
-                        ChannelEvent::Error(text) => {
-                            let err = errors::create(env, &crate::error::Error::Remote(text));
-                            out.push(target, name, &[err])?;
-                        }
-                        _ => out.push(target, name, &[])?,
-                    }
-                }
-                other => {
-                    let Some(ipc) = ipc else { continue };
-                    match other {
-                        Notice::Log(line) => out.push(
-                            ipc,
-                            "log",
-                            &[js_string(env, &format!("{LOG_PREFIX}{line}"))?],
-                        )?,
-                        Notice::Error(err) => {
-                            let line = format!("{LOG_PREFIX}error: {err}");
-                            out.push(ipc, "log", &[js_string(env, &line)?])?;
-                            out.push(ipc, "error", &[errors::create(env, &err)])?;
-                        }
-                        Notice::Exited { code, signal, .. } => {
-                            let code = match code {
-                                Some(code) => number(env, f64::from(code))?,
-                                None => null(env)?,
-                            };
-                            let signal = match signal {
-                                Some(signal) => js_string(env, &signal)?,
-                                None => null(env)?,
-                            };
-                            out.push(ipc, "exit", &[code, signal])?;
-                        }
-                        Notice::Restarted => out.push(ipc, "restart", &[])?,
-                        Notice::Event(frame) => {
-                            let header = &frame.header;
-                            let event = object(env)?;
-                            set_str(env, event, "pcId", &header.pc_id)?;
-                            set_str(env, event, "dcLabel", &header.dc_label)?;
-                            set(
-                                env,
-                                event,
-                                "isBinary",
-                                ToNapiValue::to_napi_value(env, header.is_binary)?,
-                            )?;
-                            set(env, event, "payload", buffer(env, &frame.payload)?)?;
-                            out.push(ipc, &header.event, &[event])?;
-                        }
-                        _ => {}
-                    }
+                Err(err) => {
+                    sys::napi_reject_deferred(env, deferred, errors::create(env, &err));
                 }
             }
         }
-        bridge.maybe_release(env);
-        convert::array(env, &out.items)
+        Notice::Emit(Emit::Release(id)) => bridge.release_target(env, id),
+        Notice::Emit(Emit::Peer(id, event)) => {
+            let Some(target) = bridge.target(env, id) else {
+                return Ok(());
+            };
+            let name = event.name();
+            match event {
+                PeerEvent::IceCandidate(c) => {
+                    let candidate = object(env)?;
+                    set_str(env, candidate, "candidate", &c.candidate)?;
+                    let mid = match &c.sdp_mid {
+                        Some(mid) => js_string(env, mid)?,
+                        None => null(env)?,
+                    };
+                    set(env, candidate, "sdpMid", mid)?;
+                    let index = match c.sdp_m_line_index {
+                        Some(i) => number(env, f64::from(i))?,
+                        None => null(env)?,
+                    };
+                    set(env, candidate, "sdpMLineIndex", index)?;
+                    let event = object(env)?;
+                    set(env, event, "candidate", candidate)?;
+                    out.push(target, name, &[event])?;
+                }
+                PeerEvent::DataChannel(channel) => {
+                    let Some(wrapper) = wrap_channel(env, bridge, channel)? else {
+                        return Ok(());
+                    };
+                    let event = object(env)?;
+                    set(env, event, "channel", wrapper)?;
+                    out.push(target, name, &[event])?;
+                }
+                _ => out.push(target, name, &[])?,
+            }
+        }
+        Notice::Emit(Emit::Channel(id, event)) => {
+            let Some(target) = bridge.target(env, id) else {
+                return Ok(());
+            };
+            let name = event.name();
+            match event {
+                ChannelEvent::Message { binary, data } => {
+                    let value = if binary {
+                        buffer(env, &data)?
+                    } else {
+                        js_string(env, &String::from_utf8_lossy(&data))?
+                    };
+                    let event = object(env)?;
+                    set(env, event, "data", value)?;
+                    out.push(target, name, &[event])?;
+                }
+                ChannelEvent::Error(text) => {
+                    let err = errors::create(env, &crate::error::Error::Remote(text));
+                    out.push(target, name, &[err])?;
+                }
+                _ => out.push(target, name, &[])?,
+            }
+        }
+        other => {
+            let Some(ipc) = ipc else { return Ok(()) };
+            match other {
+                Notice::Log(line) => {
+                    out.push(ipc, "log", &[js_string(env, &format!("{LOG_PREFIX}{line}"))?])?
+                }
+                Notice::Error(err) => {
+                    let line = format!("{LOG_PREFIX}error: {err}");
+                    out.push(ipc, "log", &[js_string(env, &line)?])?;
+                    out.push(ipc, "error", &[errors::create(env, &err)])?;
+                }
+                Notice::Exited { code, signal, .. } => {
+                    let code = match code {
+                        Some(code) => number(env, f64::from(code))?,
+                        None => null(env)?,
+                    };
+                    let signal = match signal {
+                        Some(signal) => js_string(env, &signal)?,
+                        None => null(env)?,
+                    };
+                    out.push(ipc, "exit", &[code, signal])?;
+                }
+                Notice::Restarted => out.push(ipc, "restart", &[])?,
+                Notice::Event(frame) => {
+                    let header = &frame.header;
+                    let event = object(env)?;
+                    set_str(env, event, "pcId", &header.pc_id)?;
+                    set_str(env, event, "dcLabel", &header.dc_label)?;
+                    set(env, event, "isBinary", ToNapiValue::to_napi_value(env, header.is_binary)?)?;
+                    set(env, event, "payload", buffer(env, &frame.payload)?)?;
+                    out.push(ipc, &header.event, &[event])?;
+                }
+                _ => {}
+            }
+        }
     }
+    Ok(())
 }
 
 /// Creates the native object of a channel the remote opened and has index.js wrap it; the

@@ -101,6 +101,8 @@ impl NativeDataChannel {
     #[napi]
     pub fn close<'env>(&self, env: &'env Env) -> Result<Unknown<'env>> {
         let (settler, promise) = self.bridge.promise(env)?;
+        // readyState is 'closing' as soon as close() returns
+        self.channel.begin_close();
         let channel = self.channel.clone();
         napi::bindgen_prelude::spawn(async move {
             channel.close().await;

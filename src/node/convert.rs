@@ -3,7 +3,7 @@
 
 use crate::error::Error;
 use napi::bindgen_prelude::{
-    check_status, BigInt, JsObjectValue, JsValue, Object, Unknown, ValueType,
+    BigInt, JsObjectValue, JsValue, Object, Unknown, ValueType,
 };
 use napi::sys;
 use rmpv::Value;
@@ -279,24 +279,4 @@ fn number_value(n: f64) -> Value {
     } else {
         Value::F64(n)
     }
-}
-
-/// Creates an empty JavaScript array of `len` elements and fills it.
-///
-/// # Safety
-/// `env` must be the current JavaScript thread's env.
-pub unsafe fn array(
-    env: sys::napi_env,
-    items: &[sys::napi_value],
-) -> napi::Result<sys::napi_value> {
-    let mut array = ptr::null_mut();
-    check_status!(sys::napi_create_array_with_length(
-        env,
-        items.len(),
-        &mut array
-    ))?;
-    for (i, item) in items.iter().enumerate() {
-        check_status!(sys::napi_set_element(env, array, i as u32, *item))?;
-    }
-    Ok(array)
 }

@@ -9,7 +9,6 @@ fn code(kind: JsKind) -> &'static str {
         JsKind::Error => "ERR_PION_IPC",
         JsKind::TypeError => "ERR_INVALID_ARG_TYPE",
         JsKind::RangeError => "ERR_OUT_OF_RANGE",
-        JsKind::Named("InvalidStateError") => "ERR_INVALID_STATE",
         JsKind::Named(_) => "ERR_OPERATION",
     }
 }

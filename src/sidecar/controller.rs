@@ -85,17 +85,19 @@ impl NoticeSink for SessionSink {
             } => Ipc { inner }.on_crash(self.epoch, code, signal),
             // An intended exit is stop()'s business, and stop() emits no exit event; the
             // connections on that sidecar are dead all the same.
-            Notice::Exited { .. } => inner.router.fail_all(),
+            Notice::Exited { .. } => inner.sink.notice(Router::fail_all_later(&inner.router)),
             Notice::Event(frame) => {
-                if inner
+                let raw = inner
                     .router
                     .raw_events
                     .load(std::sync::atomic::Ordering::Relaxed)
-                {
-                    inner.router.route(&frame);
+                    .then(|| frame.clone());
+                let router = inner.router.clone();
+                inner
+                    .sink
+                    .notice(Notice::Run(Box::new(move || router.route(&frame))));
+                if let Some(frame) = raw {
                     inner.sink.notice(Notice::Event(frame));
-                } else {
-                    inner.router.route(&frame);
                 }
             }
             other => inner.sink.notice(other),
@@ -325,8 +327,8 @@ impl Ipc {
                 None
             }
         };
-        self.inner.router.fail_all();
         let sink = &self.inner.sink;
+        sink.notice(Router::fail_all_later(&self.inner.router));
         sink.notice(Notice::Exited {
             code,
             signal,

@@ -14,7 +14,6 @@ use tokio::process::{ChildStdin, Command};
 use tokio::sync::{oneshot, watch, Notify};
 
 /// What a sidecar tells its owner, in the order it happened.
-#[derive(Debug)]
 pub enum Notice {
     /// An `evt` frame.
     Event(Frame),
@@ -39,6 +38,29 @@ pub enum Notice {
         token: u64,
         result: Result<crate::events::Output, Error>,
     },
+    /// Work to do on the JavaScript thread, in order with everything else: state changes
+    /// that JavaScript can observe happen there, together with their events.
+    Run(Box<dyn FnOnce() + Send>),
+}
+
+impl std::fmt::Debug for Notice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Notice::Event(frame) => write!(f, "Event({})", frame.header.event),
+            Notice::Log(line) => write!(f, "Log({line})"),
+            Notice::Error(e) => write!(f, "Error({e})"),
+            Notice::Exited {
+                code,
+                signal,
+                intentional,
+            } => write!(f, "Exited({code:?}, {signal:?}, {intentional})"),
+            Notice::Restarted => write!(f, "Restarted"),
+            Notice::Idle => write!(f, "Idle"),
+            Notice::Emit(e) => write!(f, "Emit({e:?})"),
+            Notice::Settle { token, result } => write!(f, "Settle({token}, {})", result.is_ok()),
+            Notice::Run(_) => write!(f, "Run"),
+        }
+    }
 }
 
 /// Receives notices. `flush` marks the end of a batch: everything pushed since the last
