@@ -39,7 +39,7 @@ function dispatch(target, name, ...args) {
   }
 }
 
-binding.init(dispatch, (native) => new RTCDataChannel(INTERNAL, native))
+binding.init(dispatch, (handle) => new RTCDataChannel(INTERNAL, new binding.NativeDataChannel(handle)))
 
 // Native methods throw for bad arguments; as promise-returning methods they reject instead.
 // The native promise itself is returned (not adopted by an async function), so it settles

@@ -88,6 +88,13 @@ impl Router {
     }
 }
 
+/// Channels in the order they were created (ids grow), so that closing is predictable.
+fn in_order(channels: &HashMap<String, Arc<Channel>>) -> Vec<Arc<Channel>> {
+    let mut list: Vec<_> = channels.values().cloned().collect();
+    list.sort_by_key(|c| c.id);
+    list
+}
+
 struct PeerState {
     connection: String,
     ice_connection: String,
@@ -218,14 +225,7 @@ impl Peer {
     /// Moves queued messages of every channel to the sidecar while the budget allows.
     pub(crate) fn pump(&self) {
         let Some(sidecar) = &self.sidecar else { return };
-        let channels: Vec<_> = self
-            .state
-            .lock()
-            .unwrap()
-            .channels
-            .values()
-            .cloned()
-            .collect();
+        let channels: Vec<_> = in_order(&self.state.lock().unwrap().channels);
         for channel in channels {
             if channel.pump(self, sidecar) {
                 break;
@@ -394,7 +394,7 @@ impl Peer {
                 return;
             }
             state.closing = true;
-            state.channels.values().cloned().collect()
+            in_order(&state.channels)
         };
         let mut closing = tokio::task::JoinSet::new();
         for channel in channels {
@@ -435,7 +435,7 @@ impl Peer {
                 return;
             }
             state.listening = false;
-            state.channels.values().cloned().collect()
+            in_order(&state.channels)
         };
         for channel in channels {
             channel.force_close();
@@ -539,14 +539,7 @@ impl Peer {
         }
         if failed {
             // The sidecar never closes them and would keep acknowledging sends into the void.
-            let channels: Vec<_> = self
-                .state
-                .lock()
-                .unwrap()
-                .channels
-                .values()
-                .cloned()
-                .collect();
+            let channels: Vec<_> = in_order(&self.state.lock().unwrap().channels);
             for channel in channels {
                 channel.force_close();
             }

@@ -7,7 +7,7 @@
 //! the sidecar runs or a promise is pending, and is released after that, so nothing of the
 //! addon keeps Node alive once every PionIpc is stopped.
 
-use super::channel::NativeDataChannel;
+use super::channel::ChannelHandle;
 use super::errors;
 use crate::events::{ChannelEvent, Emit, Output, PeerEvent};
 use crate::protocol::messages::{CandidateInfo, SctpStats};
@@ -53,7 +53,9 @@ thread_local! {
 fn capture(f: Box<dyn FnOnce() + Send>) -> Vec<Notice> {
     let outer = CAPTURE.with(|c| c.borrow_mut().replace(Vec::new()));
     f();
-    CAPTURE.with(|c| std::mem::replace(&mut *c.borrow_mut(), outer)).unwrap_or_default()
+    CAPTURE
+        .with(|c| std::mem::replace(&mut *c.borrow_mut(), outer))
+        .unwrap_or_default()
 }
 
 /// Called once by index.js: `dispatch(target, name, ...args)` emits one event (or logs a
@@ -671,9 +673,11 @@ unsafe fn convert_notice(
         other => {
             let Some(ipc) = ipc else { return Ok(()) };
             match other {
-                Notice::Log(line) => {
-                    out.push(ipc, "log", &[js_string(env, &format!("{LOG_PREFIX}{line}"))?])?
-                }
+                Notice::Log(line) => out.push(
+                    ipc,
+                    "log",
+                    &[js_string(env, &format!("{LOG_PREFIX}{line}"))?],
+                )?,
                 Notice::Error(err) => {
                     let line = format!("{LOG_PREFIX}error: {err}");
                     out.push(ipc, "log", &[js_string(env, &line)?])?;
@@ -696,7 +700,12 @@ unsafe fn convert_notice(
                     let event = object(env)?;
                     set_str(env, event, "pcId", &header.pc_id)?;
                     set_str(env, event, "dcLabel", &header.dc_label)?;
-                    set(env, event, "isBinary", ToNapiValue::to_napi_value(env, header.is_binary)?)?;
+                    set(
+                        env,
+                        event,
+                        "isBinary",
+                        ToNapiValue::to_napi_value(env, header.is_binary)?,
+                    )?;
                     set(env, event, "payload", buffer(env, &frame.payload)?)?;
                     out.push(ipc, &header.event, &[event])?;
                 }
@@ -707,16 +716,19 @@ unsafe fn convert_notice(
     Ok(())
 }
 
-/// Creates the native object of a channel the remote opened and has index.js wrap it; the
-/// wrapper registers itself as the channel's target.
+/// Hands a channel the remote opened to index.js, which makes its native object and wrapper;
+/// the wrapper registers itself as the channel's target.
 unsafe fn wrap_channel(
     env: sys::napi_env,
     bridge: &Arc<Bridge>,
     channel: Arc<crate::channel::Channel>,
 ) -> Result<Option<sys::napi_value>> {
     let env_ref = Env::from_raw(env);
-    let native = NativeDataChannel::new(channel, bridge.clone()).into_instance(&env_ref)?;
-    let native = ToNapiValue::to_napi_value(env, native)?;
+    let handle = External::new(ChannelHandle {
+        channel,
+        bridge: bridge.clone(),
+    });
+    let native = ToNapiValue::to_napi_value(env, handle)?;
     HOOKS.with(|hooks| {
         let hooks = hooks.borrow();
         let Some(hooks) = hooks.as_ref() else {

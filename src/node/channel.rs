@@ -24,6 +24,13 @@ impl NativeDataChannel {
     }
 }
 
+/// What the native side hands to JavaScript for a channel the remote opened; JavaScript
+/// passes it back to the NativeDataChannel constructor.
+pub struct ChannelHandle {
+    pub channel: Arc<Channel>,
+    pub bridge: Arc<Bridge>,
+}
+
 /// The bytes of `data` and whether they are binary: Buffers, ArrayBuffers and every
 /// ArrayBuffer view are binary (exactly the view's bytes); anything else is `String(data)`.
 fn message_bytes(env: &Env, data: &Unknown) -> Result<(Vec<u8>, bool)> {
@@ -41,6 +48,12 @@ fn message_bytes(env: &Env, data: &Unknown) -> Result<(Vec<u8>, bool)> {
 
 #[napi]
 impl NativeDataChannel {
+    /// Only for handles made by the native side (channels the remote opened).
+    #[napi(constructor)]
+    pub fn from_handle(handle: &External<ChannelHandle>) -> Self {
+        NativeDataChannel::new(handle.channel.clone(), handle.bridge.clone())
+    }
+
     /// Registers the JavaScript object the channel's events are emitted on.
     #[napi]
     pub fn attach(&self, env: Env, target: Object) -> Result<()> {

@@ -2,9 +2,7 @@
 //! what is wrong.
 
 use crate::error::Error;
-use napi::bindgen_prelude::{
-    BigInt, JsObjectValue, JsValue, Object, Unknown, ValueType,
-};
+use napi::bindgen_prelude::{BigInt, JsObjectValue, JsValue, Object, Unknown, ValueType};
 use napi::sys;
 use rmpv::Value;
 use std::ptr;
