@@ -21,6 +21,10 @@ pub const MAX_MESSAGE_SIZE: usize = 65535;
 /// How long close() waits for queued messages to reach the sidecar.
 pub const CLOSE_DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
+/// How soon an idle channel with a sidecar backlog asks for it, and the slowest it polls.
+const FIRST_POLL: Duration = Duration::from_millis(10);
+const MAX_POLL: Duration = Duration::from_millis(250);
+
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Ids shared by connections and channels, so one table can hold both.
@@ -63,6 +67,8 @@ struct State {
     threshold: u64,
     /// The sidecar knows the channel (dc.create answered, or the remote opened it).
     created: bool,
+    /// A poll of the sidecar's buffered amount is scheduled (see `poll_when_idle`).
+    polling: bool,
 }
 
 impl State {
@@ -121,6 +127,7 @@ impl Channel {
                 sidecar_buffered: 0,
                 threshold: 0,
                 created,
+                polling: false,
             }),
             drained: Notify::new(),
         })
@@ -248,6 +255,61 @@ impl Channel {
         }
         if let Some(peer) = peer {
             peer.pump();
+        }
+        self.poll_when_idle(FIRST_POLL);
+    }
+
+    /// With nothing in flight there are no acknowledgements to report the sidecar's backlog,
+    /// and the sidecar's own `dc.bufferedamountlow` only fires when its amount crosses its
+    /// threshold from above. So while idle with a backlog left, ask for it now and then, or
+    /// a sender waiting for `bufferedamountlow` on a stale figure would wait forever.
+    fn poll_when_idle(self: &Arc<Self>, delay: Duration) {
+        {
+            let mut state = self.state.lock().unwrap();
+            if state.polling
+                || !state.drained()
+                || state.sidecar_buffered == 0
+                || state.ready != ReadyState::Open
+            {
+                return;
+            }
+            state.polling = true;
+        }
+        let Some(sidecar) = self.peer.upgrade().and_then(|p| p.sidecar()) else {
+            self.state.lock().unwrap().polling = false;
+            return;
+        };
+        let channel = self.clone();
+        sidecar.run_task(async move {
+            tokio::time::sleep(delay).await;
+            let polled = channel.clone();
+            channel.request("dc.getBA", &[], move |reply| {
+                let Some(peer) = polled.peer.upgrade() else {
+                    return;
+                };
+                peer.on_js(move || polled.on_polled(reply, delay));
+            });
+        });
+    }
+
+    fn on_polled(self: &Arc<Self>, reply: Reply, delay: Duration) {
+        let low = {
+            let mut state = self.state.lock().unwrap();
+            state.polling = false;
+            let before = state.buffered_amount();
+            if let Ok(frame) = &reply {
+                if let Some(amount) = reported_amount(frame) {
+                    state.sidecar_buffered = amount;
+                }
+            }
+            let after = state.buffered_amount();
+            state.ready == ReadyState::Open && before > state.threshold && after <= state.threshold
+        };
+        if low {
+            self.emit(ChannelEvent::BufferedAmountLow);
+        }
+        if reply.is_ok() {
+            self.poll_when_idle((delay * 2).min(MAX_POLL));
         }
     }
 

@@ -90,6 +90,7 @@ struct Shared {
     reaped: AtomicBool,
     exited: watch::Sender<bool>,
     sink: Arc<dyn NoticeSink>,
+    runtime: tokio::runtime::Handle,
 }
 
 /// A handle to one running sidecar; cheap to clone.
@@ -128,6 +129,7 @@ impl Sidecar {
             reaped: AtomicBool::new(false),
             exited: watch::channel(false).0,
             sink,
+            runtime: tokio::runtime::Handle::current(),
         });
         tokio::spawn(write_loop(shared.clone(), stdin));
         tokio::spawn({
@@ -175,6 +177,11 @@ impl Sidecar {
 
     pub fn pid(&self) -> u32 {
         self.shared.pid
+    }
+
+    /// Runs `task` on the runtime that drives this sidecar (callable from any thread).
+    pub fn run_task(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.shared.runtime.spawn(task);
     }
 
     /// Queues a request frame; the receiver gets the response, or the error that ended it.
