@@ -350,6 +350,7 @@ impl Ipc {
     }
 
     fn schedule_restart(&self, epoch: u64, delay: Duration) {
+        tracing::debug!(?delay, "pion-ipc restart scheduled");
         let ipc = self.clone();
         let task = tokio::spawn(async move {
             tokio::time::sleep(delay).await;

@@ -117,6 +117,7 @@ impl Sidecar {
             .spawn()
             .map_err(|e| Error::Spawn(format!("spawn {} {}", bin.display(), errno_name(&e))))?;
         let pid = child.id().unwrap_or(0);
+        tracing::debug!(pid, bin = %bin.display(), "pion-ipc spawned");
         let stdin = child.stdin.take().expect("stdin is piped");
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
@@ -155,6 +156,7 @@ impl Sidecar {
                     Err(_) => (None, None),
                 };
                 let intentional = shared.stopping.load(Ordering::SeqCst);
+                tracing::debug!(pid = shared.pid, ?code, ?signal, intentional, "pion-ipc exited");
                 shared.pending.close(if intentional {
                     Error::Stopped
                 } else {
