@@ -251,12 +251,30 @@ impl Channel {
             self.emit(ChannelEvent::Error(format!("send failed: {error}")));
         }
         if low {
-            self.emit(ChannelEvent::BufferedAmountLow);
+            self.emit_low();
         }
         if let Some(peer) = peer {
             peer.pump();
         }
         self.poll_when_idle(FIRST_POLL);
+    }
+
+    /// `bufferedamountlow` after the amount fell to the threshold, unless JavaScript has
+    /// sent it above again by the time the event would reach it.
+    fn emit_low(self: &Arc<Self>) {
+        let Some(peer) = self.peer.upgrade() else {
+            return;
+        };
+        let channel = self.clone();
+        peer.on_js(move || {
+            let still_low = {
+                let state = channel.state.lock().unwrap();
+                state.ready == ReadyState::Open && state.buffered_amount() <= state.threshold
+            };
+            if still_low {
+                channel.emit(ChannelEvent::BufferedAmountLow);
+            }
+        });
     }
 
     /// With nothing in flight there are no acknowledgements to report the sidecar's backlog,
@@ -306,7 +324,7 @@ impl Channel {
             state.ready == ReadyState::Open && before > state.threshold && after <= state.threshold
         };
         if low {
-            self.emit(ChannelEvent::BufferedAmountLow);
+            self.emit_low();
         }
         if reply.is_ok() {
             self.poll_when_idle((delay * 2).min(MAX_POLL));
@@ -494,6 +512,9 @@ impl Channel {
                 state.sidecar_buffered = 0;
             }
             channel.request("dc.close", &[], |_| {});
+            if let Some(peer) = channel.peer.upgrade() {
+                peer.expect_stale_close(&channel.label);
+            }
             channel.finish_close();
         });
     }

@@ -14,6 +14,7 @@ use crate::sidecar::{Notice, NoticeSink, Sidecar};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// `dc.send` requests one connection may have in flight. The sidecar blocks every
@@ -108,7 +109,13 @@ struct PeerState {
     channels: HashMap<String, Arc<Channel>>,
     /// Local channels waiting for `pc.create` before their `dc.create` can go out.
     awaiting_create: Vec<Arc<Channel>>,
+    /// Labels of channels we closed whose `dc.close` event has not come yet: that event
+    /// must not close a new channel of the same label (the sidecar keys channels by label).
+    stale_closes: HashMap<String, Vec<Instant>>,
 }
+
+/// How long the `dc.close` of a channel we closed is waited for.
+const STALE_CLOSE_WINDOW: Duration = Duration::from_secs(10);
 
 pub struct Peer {
     pub id: u64,
@@ -146,6 +153,7 @@ impl Peer {
                 closing: false,
                 channels: HashMap::new(),
                 awaiting_create: Vec::new(),
+                stale_closes: HashMap::new(),
             }),
         });
         match (sidecar, payload) {
@@ -176,13 +184,15 @@ impl Peer {
             self.router.unregister(self);
             self.state.lock().unwrap().listening = false;
         }
-        self.created.send_replace(Some(result.clone()));
+        // The waiting channels' dc.create go out before anything that waited for pc.create
+        // is woken: an offer made after createDataChannel() must include the channel.
         for channel in waiting {
             match &result {
                 Ok(()) => channel.create_on_sidecar(),
                 Err(e) => channel.fail(e.clone()),
             }
         }
+        self.created.send_replace(Some(result));
         self.flush();
     }
 
@@ -231,6 +241,33 @@ impl Peer {
                 break;
             }
         }
+    }
+
+    /// We closed `label`'s channel without the sidecar's `dc.close`: expect it later.
+    pub(crate) fn expect_stale_close(&self, label: &str) {
+        let mut state = self.state.lock().unwrap();
+        state
+            .stale_closes
+            .entry(label.to_owned())
+            .or_default()
+            .push(Instant::now());
+    }
+
+    /// Whether a `dc.close` for `label` is the late one of a channel we closed (consumed).
+    fn consume_stale_close(&self, label: &str) -> bool {
+        let mut state = self.state.lock().unwrap();
+        let Some(pending) = state.stale_closes.get_mut(label) else {
+            return false;
+        };
+        pending.retain(|at| at.elapsed() < STALE_CLOSE_WINDOW);
+        let stale = !pending.is_empty();
+        if stale {
+            pending.remove(0);
+        }
+        if pending.is_empty() {
+            state.stale_closes.remove(label);
+        }
+        stale
     }
 
     pub(crate) fn forget_channel(&self, channel: &Channel) {
@@ -498,6 +535,7 @@ impl Peer {
                 Err(e) => self.log(format!("bad pc.selectedcandidatepairchange payload: {e}")),
             },
             "pc.datachannel" => self.on_remote_channel(&header.dc_label, payload),
+            "dc.close" if self.consume_stale_close(&header.dc_label) => {}
             event if event.starts_with("dc.") => {
                 let channel = self
                     .state

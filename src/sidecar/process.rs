@@ -156,7 +156,13 @@ impl Sidecar {
                     Err(_) => (None, None),
                 };
                 let intentional = shared.stopping.load(Ordering::SeqCst);
-                tracing::debug!(pid = shared.pid, ?code, ?signal, intentional, "pion-ipc exited");
+                tracing::debug!(
+                    pid = shared.pid,
+                    ?code,
+                    ?signal,
+                    intentional,
+                    "pion-ipc exited"
+                );
                 shared.pending.close(if intentional {
                     Error::Stopped
                 } else {
