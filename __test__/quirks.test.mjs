@@ -9,9 +9,10 @@ import { until, sleep, withTimeout } from './helpers/util.mjs'
 
 const fakes = fakeSidecars()
 let ipc
+const logged = []
 
 before(async () => {
-  ipc = new PionIpc({ binPath: fakes.bin('echo'), logger: () => {} })
+  ipc = new PionIpc({ binPath: fakes.bin('echo'), logger: (line) => logged.push(line) })
   await ipc.start()
 })
 after(async () => {
@@ -158,6 +159,8 @@ describe('channels', () => {
       { event: 'dc.message', pcId, dcLabel: 'e', payload: Buffer.from('after') },
     )
     assert.deepEqual(seen, ['open:open', 'error:short buffer', 'error:unknown error', 'close:closed'])
+    // errors are logged whether or not anyone listens
+    assert.ok(logged.includes(`[pion-ipc] data channel "e" of ${pcId}: error: short buffer`), logged.join('\n'))
     await pc.close()
   })
 

@@ -145,8 +145,15 @@ impl Channel {
         self.state.lock().unwrap().threshold
     }
 
+    /// Emits on this channel. Errors are also logged, whether or not anyone listens.
     fn emit(&self, event: ChannelEvent) {
         if let Some(peer) = self.peer.upgrade() {
+            if let ChannelEvent::Error(text) = &event {
+                peer.log(format!(
+                    "data channel {:?} of {}: error: {text}",
+                    self.label, peer.pc_id
+                ));
+            }
             peer.emit(Emit::Channel(self.id, event));
         }
     }
