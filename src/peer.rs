@@ -1,7 +1,7 @@
 //! RTCPeerConnection's state machine and the router that hands each sidecar event to its
 //! connection and channel. No napi.
 
-use crate::channel::{next_object_id, Channel, ReadyState};
+use crate::channel::{next_object_id, Channel};
 use crate::error::Error;
 use crate::events::{Emit, Output, PeerEvent};
 use crate::protocol::messages::{
@@ -78,14 +78,6 @@ impl Router {
         if peers.get(&peer.pc_id).is_some_and(|p| p.id == peer.id) {
             peers.remove(&peer.pc_id);
         }
-    }
-
-    pub fn len(&self) -> usize {
-        self.peers.lock().unwrap().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -596,27 +588,13 @@ impl Peer {
             old.force_close();
         }
         let channel = Channel::new(self, label.to_owned(), ordered, true);
-        let open = {
+        {
             let mut state = self.state.lock().unwrap();
             if state.closing {
                 return;
             }
             state.channels.insert(label.to_owned(), channel.clone());
-            true
-        };
-        if open {
-            self.emit(Emit::Peer(self.id, PeerEvent::DataChannel(channel)));
         }
-    }
-
-    /// Channels that are not closed.
-    pub fn live_channels(&self) -> usize {
-        self.state
-            .lock()
-            .unwrap()
-            .channels
-            .values()
-            .filter(|c| c.ready_state() != ReadyState::Closed)
-            .count()
+        self.emit(Emit::Peer(self.id, PeerEvent::DataChannel(channel)));
     }
 }

@@ -302,10 +302,9 @@ impl Ipc {
         is_binary: bool,
         payload: &[u8],
     ) -> Reply {
-        let rx = self
-            .sidecar()?
-            .request(method, pc_id, dc_label, is_binary, payload)?;
-        rx.await.unwrap_or(Err(Error::Stopped))
+        self.sidecar()?
+            .call(method, pc_id, dc_label, is_binary, payload)
+            .await
     }
 
     fn on_crash(&self, epoch: u64, code: Option<i32>, signal: Option<String>) {

@@ -260,11 +260,6 @@ impl Sidecar {
         Ok(())
     }
 
-    /// True when both handles drive the same process.
-    pub fn same(&self, other: &Sidecar) -> bool {
-        Arc::ptr_eq(&self.shared, &other.shared)
-    }
-
     /// Sends a request and waits for its response.
     pub async fn call(
         &self,
