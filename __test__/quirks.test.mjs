@@ -80,6 +80,29 @@ describe('connection states', () => {
     await pc.close()
   })
 
+  test('a late step back from connected is ignored', async () => {
+    const { pc, pcId, seen } = await peer()
+    await script(
+      { event: 'pc.statechange', pcId, payload: { connState: '', iceState: 'checking' } },
+      { event: 'pc.statechange', pcId, payload: { connState: 'connecting', iceState: 'connected' } },
+      { event: 'pc.statechange', pcId, payload: { connState: 'connected', iceState: 'connected' } },
+      { event: 'pc.statechange', pcId, payload: { connState: 'connecting', iceState: 'checking' } },
+    )
+    assert.equal(pc.connectionState, 'connected')
+    assert.equal(pc.iceConnectionState, 'connected')
+    // real changes still count
+    await script({ event: 'pc.statechange', pcId, payload: { connState: 'disconnected', iceState: 'disconnected' } })
+    assert.equal(pc.connectionState, 'disconnected')
+    await script({ event: 'pc.statechange', pcId, payload: { connState: 'connected', iceState: 'connected' } })
+    assert.deepEqual(seen.filter((s) => s.startsWith('connection')), [
+      'connectionstatechange:connecting',
+      'connectionstatechange:connected',
+      'connectionstatechange:disconnected',
+      'connectionstatechange:connected',
+    ])
+    await pc.close()
+  })
+
   test('events after close() are ignored', async () => {
     const { pc, pcId, seen } = await peer()
     await pc.close()

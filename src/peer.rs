@@ -97,6 +97,9 @@ struct PeerState {
     /// Sidecar events are routed here (false once closed or failed).
     listening: bool,
     closing: bool,
+    /// restartIce() was called and the connection has not been 'connected' since: going
+    /// back to 'connecting'/'checking' is real then, not a late event.
+    ice_restarting: bool,
     /// Channels that are not closed, by label.
     channels: HashMap<String, Arc<Channel>>,
     /// Local channels waiting for `pc.create` before their `dc.create` can go out.
@@ -143,6 +146,7 @@ impl Peer {
                 selected_pair: None,
                 listening: false,
                 closing: false,
+                ice_restarting: false,
                 channels: HashMap::new(),
                 awaiting_create: Vec::new(),
                 stale_closes: HashMap::new(),
@@ -380,6 +384,7 @@ impl Peer {
     }
 
     pub async fn restart_ice(&self) -> Result<Output, Error> {
+        self.state.lock().unwrap().ice_restarting = true;
         self.sdp("pc.restartIce", "offer").await
     }
 
@@ -552,14 +557,41 @@ impl Peer {
             if state.connection == "closed" {
                 return;
             }
-            // An empty state is the sidecar's "not yet known", never a change.
-            if !change.conn_state.is_empty() && change.conn_state != state.connection {
-                state.connection = change.conn_state;
+            // An empty state is the sidecar's "not yet known", never a change; a step back
+            // from connected to where it came from is a late event (PROTOCOL.md, trap 5),
+            // unless an ICE restart is under way.
+            let restarting = state.ice_restarting;
+            let late = |from: &str, to: &str, up: &[&str], down: &[&str]| {
+                !restarting && up.contains(&from) && down.contains(&to)
+            };
+            let conn = change.conn_state;
+            if !conn.is_empty()
+                && conn != state.connection
+                && !late(
+                    &state.connection,
+                    &conn,
+                    &["connected"],
+                    &["new", "connecting"],
+                )
+            {
+                state.connection = conn;
                 events.push(PeerEvent::ConnectionStateChange);
             }
-            if !change.ice_state.is_empty() && change.ice_state != state.ice_connection {
-                state.ice_connection = change.ice_state;
+            let ice = change.ice_state;
+            if !ice.is_empty()
+                && ice != state.ice_connection
+                && !late(
+                    &state.ice_connection,
+                    &ice,
+                    &["connected", "completed"],
+                    &["new", "checking"],
+                )
+            {
+                state.ice_connection = ice;
                 events.push(PeerEvent::IceConnectionStateChange);
+            }
+            if state.connection == "connected" && !events.is_empty() {
+                state.ice_restarting = false;
             }
             matches!(events.first(), Some(PeerEvent::ConnectionStateChange))
                 && state.connection == "failed"
