@@ -9,6 +9,10 @@ use thiserror::Error;
 /// How deeply nested a decoded value may be before it is refused.
 pub const MAX_DEPTH: usize = 64;
 
+/// How many values one decode may produce. Each takes 40 bytes or more in memory, so this
+/// bounds what any input can make the decoder hold (a header has a dozen).
+pub const MAX_VALUES: usize = 65_536;
+
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum ValueError {
     #[error("msgpack value truncated")]
@@ -21,12 +25,15 @@ pub enum ValueError {
     InvalidUtf8,
     #[error("{0} trailing bytes after the msgpack value")]
     Trailing(usize),
+    #[error("msgpack value has more than {MAX_VALUES} elements")]
+    TooMany,
 }
 
 /// Decodes exactly one value that fills `input` completely.
 pub fn decode_value(input: &[u8]) -> Result<Value, ValueError> {
     let mut cursor = input;
-    let value = read_value(&mut cursor, 0)?;
+    let mut budget = MAX_VALUES;
+    let value = read_value(&mut cursor, 0, &mut budget)?;
     if !cursor.is_empty() {
         return Err(ValueError::Trailing(cursor.len()));
     }
@@ -60,34 +67,54 @@ fn read_str(input: &mut &[u8], len: usize) -> Result<Value, ValueError> {
     Ok(Value::from(text))
 }
 
-fn read_array(input: &mut &[u8], len: usize, depth: usize) -> Result<Value, ValueError> {
-    // Every element takes at least one byte, so the input bounds the capacity.
-    let mut items = Vec::with_capacity(len.min(input.len()));
+/// Room reserved up front for a container; more grows as elements really arrive, so an
+/// announced length costs nothing until the input backs it.
+const INITIAL_CAPACITY: usize = 16;
+
+fn read_array(
+    input: &mut &[u8],
+    len: usize,
+    depth: usize,
+    budget: &mut usize,
+) -> Result<Value, ValueError> {
+    if len > *budget {
+        return Err(ValueError::TooMany);
+    }
+    let mut items = Vec::with_capacity(len.min(INITIAL_CAPACITY));
     for _ in 0..len {
-        items.push(read_value(input, depth + 1)?);
+        items.push(read_value(input, depth + 1, budget)?);
     }
     Ok(Value::Array(items))
 }
 
-fn read_map(input: &mut &[u8], len: usize, depth: usize) -> Result<Value, ValueError> {
-    let mut entries = Vec::with_capacity(len.min(input.len() / 2));
+fn read_map(
+    input: &mut &[u8],
+    len: usize,
+    depth: usize,
+    budget: &mut usize,
+) -> Result<Value, ValueError> {
+    if len.saturating_mul(2) > *budget {
+        return Err(ValueError::TooMany);
+    }
+    let mut entries = Vec::with_capacity(len.min(INITIAL_CAPACITY));
     for _ in 0..len {
-        let key = read_value(input, depth + 1)?;
-        let value = read_value(input, depth + 1)?;
+        let key = read_value(input, depth + 1, budget)?;
+        let value = read_value(input, depth + 1, budget)?;
         entries.push((key, value));
     }
     Ok(Value::Map(entries))
 }
 
-fn read_value(input: &mut &[u8], depth: usize) -> Result<Value, ValueError> {
+fn read_value(input: &mut &[u8], depth: usize, budget: &mut usize) -> Result<Value, ValueError> {
     if depth > MAX_DEPTH {
         return Err(ValueError::TooDeep);
     }
+    *budget = budget.checked_sub(1).ok_or(ValueError::TooMany)?;
     let marker = take(input, 1)?[0];
     match marker {
         0x00..=0x7f => Ok(Value::from(marker)),
-        0x80..=0x8f => read_map(input, usize::from(marker & 0x0f), depth),
-        0x90..=0x9f => read_array(input, usize::from(marker & 0x0f), depth),
+        0x80..=0x8f => read_map(input, usize::from(marker & 0x0f), depth, budget),
+        0x90..=0x9f => read_array(input, usize::from(marker & 0x0f), depth, budget),
         0xa0..=0xbf => read_str(input, usize::from(marker & 0x1f)),
         0xc0 => Ok(Value::Nil),
         0xc2 => Ok(Value::Boolean(false)),
@@ -106,11 +133,11 @@ fn read_value(input: &mut &[u8], depth: usize) -> Result<Value, ValueError> {
         }
         0xdc | 0xdd => {
             let len = be_uint(input, 2 << (marker - 0xdc))? as usize;
-            read_array(input, len, depth)
+            read_array(input, len, depth, budget)
         }
         0xde | 0xdf => {
             let len = be_uint(input, 2 << (marker - 0xde))? as usize;
-            read_map(input, len, depth)
+            read_map(input, len, depth, budget)
         }
         0xe0..=0xff => Ok(Value::from(marker as i8)),
         // 0xc1 is never used; 0xc7..=0xc9 and 0xd4..=0xd8 are extension types, which the
@@ -146,19 +173,36 @@ mod tests {
     }
 
     #[test]
+    fn announced_lengths_are_bounded_by_the_value_budget() {
+        // array32 of 2^32 - 1 nils, 2 MiB of them present: refused before any element
+        let mut bytes = vec![0xdd, 0xff, 0xff, 0xff, 0xff];
+        bytes.resize(5 + 2 * 1024 * 1024, 0xc0);
+        assert_eq!(decode_value(&bytes), Err(ValueError::TooMany));
+        // an array of exactly the budget (minus itself) is fine
+        let mut bytes = vec![0xdd];
+        bytes.extend_from_slice(&((MAX_VALUES - 1) as u32).to_be_bytes());
+        bytes.resize(5 + MAX_VALUES - 1, 0xc0);
+        assert!(decode_value(&bytes).is_ok());
+        // nested containers share one budget
+        let mut nested = Vec::new();
+        for _ in 0..40 {
+            nested.extend_from_slice(&[0xdd, 0, 0, 0x10, 0]);
+        }
+        nested.resize(nested.len() + 1 << 16, 0xc0);
+        assert!(decode_value(&nested).is_err());
+    }
+
+    #[test]
     fn huge_announced_lengths_fail_without_allocating() {
         // array32 and str32 announcing 4 GiB with nothing behind them
-        assert_eq!(
-            decode_value(&[0xdd, 0xff, 0xff, 0xff, 0xff]),
-            Err(ValueError::Truncated)
-        );
+        assert!(decode_value(&[0xdd, 0xff, 0xff, 0xff, 0xff]).is_err());
         assert_eq!(
             decode_value(&[0xdb, 0xff, 0xff, 0xff, 0xff]),
             Err(ValueError::Truncated)
         );
         assert_eq!(
             decode_value(&[0xdf, 0xff, 0xff, 0xff, 0xff, 0xc0]),
-            Err(ValueError::Truncated)
+            Err(ValueError::TooMany)
         );
     }
 
