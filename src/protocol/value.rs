@@ -188,7 +188,7 @@ mod tests {
         for _ in 0..40 {
             nested.extend_from_slice(&[0xdd, 0, 0, 0x10, 0]);
         }
-        nested.resize(nested.len() + 1 << 16, 0xc0);
+        nested.resize(nested.len() + (1 << 16), 0xc0);
         assert!(decode_value(&nested).is_err());
     }
 
