@@ -96,10 +96,18 @@ describe('PionIpc with the real sidecar', () => {
     const names = ['pc.icecandidate', 'pc.statechange', 'pc.datachannel', 'pc.signalingstatechange', 'dc.open', 'dc.message']
     const listeners = names.map((n) => [n, record(n)])
     for (const [n, l] of listeners) ipc.on(n, l)
-    // trickle candidates between the two connections, raw msgpack as it came
+    // trickle candidates between the two connections, raw msgpack as it came, holding
+    // them back until the receiving side has its remote description
+    const early = { A: [], B: [] }
+    const add = (to, payload) => ipc.request('pc.addIceCandidate', { pcId: to }, payload).catch(() => {})
     const trickle = (e) => {
       const to = e.pcId === 'A' ? 'B' : 'A'
-      ipc.request('pc.addIceCandidate', { pcId: to }, e.payload).catch(() => {})
+      if (early[to]) early[to].push(e.payload)
+      else add(to, e.payload)
+    }
+    const release = (to) => {
+      for (const payload of early[to]) add(to, payload)
+      early[to] = null
     }
     ipc.on('pc.icecandidate', trickle)
     try {
@@ -109,9 +117,11 @@ describe('PionIpc with the real sidecar', () => {
       const { sdp: offer } = decode((await ipc.request('pc.createOffer', { pcId: 'A' })).payload)
       await ipc.request('pc.setLocalDescription', { pcId: 'A' }, { type: 'offer', sdp: offer })
       await ipc.request('pc.setRemoteDescription', { pcId: 'B' }, { type: 'offer', sdp: offer })
+      release('B')
       const { sdp: answer } = decode((await ipc.request('pc.createAnswer', { pcId: 'B' })).payload)
       await ipc.request('pc.setLocalDescription', { pcId: 'B' }, { type: 'answer', sdp: answer })
       await ipc.request('pc.setRemoteDescription', { pcId: 'A' }, { type: 'answer', sdp: answer })
+      release('A')
       await until(() => events.some((e) => e.name === 'dc.open' && e.pcId === 'A'), 15000, 'dc.open on A')
       await until(() => events.some((e) => e.name === 'pc.datachannel' && e.pcId === 'B'), 15000, 'datachannel on B')
       await ipc.request('dc.send', { pcId: 'A', dcLabel: 'chat' }, Buffer.from('hello'))

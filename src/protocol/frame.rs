@@ -78,6 +78,23 @@ impl FrameDecoder {
         self.buf.len()
     }
 
+    /// Makes room to read into. A frame larger than `chunk` gets exactly the room it still
+    /// needs, never a doubled buffer, so no allocation goes past one largest frame
+    /// (4 + 16 MiB); small frames are read about `chunk` bytes at a time.
+    pub fn reserve_for_read(&mut self, chunk: usize) {
+        let wanted = self.wanted();
+        let spare = self.buf.capacity() - self.buf.len();
+        if wanted > chunk {
+            if spare < wanted {
+                let mut exact = BytesMut::with_capacity(self.buf.len() + wanted);
+                exact.extend_from_slice(&self.buf);
+                self.buf = exact;
+            }
+        } else if spare < wanted || (spare < chunk / 4 && self.buf.len() < chunk) {
+            self.buf.reserve(chunk);
+        }
+    }
+
     /// How many more bytes complete the frame under way (at least 1 when one is partial).
     pub fn wanted(&self) -> usize {
         if self.buf.len() < 4 {
@@ -114,7 +131,6 @@ impl FrameDecoder {
         }
         let total = 4 + frame_len as usize;
         if self.buf.len() < total {
-            self.buf.reserve(total - self.buf.len());
             return Ok(None);
         }
         let mut frame = self.buf.split_to(total);
@@ -191,6 +207,26 @@ mod tests {
             decoder.next_frame(),
             Err(FrameError::TooLarge(MAX_FRAME_LEN as u64 + 1))
         );
+    }
+
+    #[test]
+    fn room_for_a_largest_frame_is_exact() {
+        let mut decoder = FrameDecoder::new();
+        decoder.extend(&(MAX_FRAME_LEN as u32).to_le_bytes());
+        decoder.extend(&[0, 0]);
+        assert_eq!(decoder.next_frame(), Ok(None));
+        decoder.reserve_for_read(64 * 1024);
+        assert!(decoder.buffer_mut().capacity() <= 4 + MAX_FRAME_LEN + 64 * 1024);
+        // feeding the rest in 64 KiB reads never grows it again
+        let cap = decoder.buffer_mut().capacity();
+        let mut left = MAX_FRAME_LEN - 2;
+        while left > 0 {
+            decoder.reserve_for_read(64 * 1024);
+            let n = left.min(64 * 1024);
+            decoder.buffer_mut().extend_from_slice(&vec![0xc0; n]);
+            left -= n;
+            assert_eq!(decoder.buffer_mut().capacity(), cap);
+        }
     }
 
     #[test]

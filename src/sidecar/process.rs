@@ -349,9 +349,8 @@ async fn write_loop(shared: Arc<Shared>, mut stdin: ChildStdin) {
 async fn read_loop(shared: Arc<Shared>, mut stdout: impl AsyncRead + Unpin) {
     let mut decoder = FrameDecoder::new();
     loop {
-        let buf = decoder.buffer_mut();
-        buf.reserve(READ_CHUNK);
-        match stdout.read_buf(buf).await {
+        decoder.reserve_for_read(READ_CHUNK);
+        match stdout.read_buf(decoder.buffer_mut()).await {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
