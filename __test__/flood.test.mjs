@@ -1,9 +1,10 @@
-// The real sidecar killed while a channel is flooding: everything fails cleanly, nothing
-// hangs, nothing is left unhandled; with autoRestart new connections work again.
+// The real sidecar killed while a channel is flooding, and frozen with SIGSTOP: everything
+// fails cleanly, nothing hangs, nothing is left unhandled or running.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { PionIpc } from '../index.mjs'
 import { connectPair } from './helpers/webrtc.mjs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { withTimeout, until, waitGone } from './helpers/util.mjs'
 
 test('SIGKILL mid-flood: requests reject, connections fail, channels close; the watchdog brings it back', async () => {
@@ -63,6 +64,37 @@ test('SIGKILL mid-flood: requests reject, connections fail, channels close; the 
     assert.deepEqual(unhandled, [])
   } finally {
     process.off('unhandledRejection', onUnhandled)
+    await ipc.stop()
+  }
+})
+
+test('SIGSTOP: requests time out, stop() still returns and leaves nothing behind', async () => {
+  const ipc = new PionIpc({ logger: () => {}, timeout: 500 })
+  await ipc.start()
+  const pid = ipc.pid
+  try {
+    process.kill(pid, 'SIGSTOP')
+    // wait until every thread of the sidecar is stopped before asking
+    await until(() => {
+      try {
+        return readdirSync(`/proc/${pid}/task`).every((t) => {
+          const stat = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8')
+          return stat[stat.lastIndexOf(')') + 2] === 'T'
+        })
+      } catch {
+        return false
+      }
+    }, 2000, 'sidecar stopped')
+    await assert.rejects(withTimeout(ipc.request('ping'), 3000, 'timeout'), /^Error: request timeout: ping \(id=\d+\)$/)
+    const t0 = Date.now()
+    await withTimeout(ipc.stop(300), 5000, 'stop() of a frozen sidecar')
+    assert.ok(Date.now() - t0 < 4000)
+    assert.equal(ipc.started, false)
+    assert.ok(await waitGone(pid, 2000), 'sidecar gone')
+  } finally {
+    try {
+      process.kill(pid, 'SIGKILL')
+    } catch {}
     await ipc.stop()
   }
 })
