@@ -1,0 +1,390 @@
+// Data-channel benchmark of the Node API against the sidecar's own ceiling (examples/ceiling.rs).
+//   npm run bench            (builds, then runs this inside scripts/netns-run.sh)
+//   scripts/netns-run.sh node benches/bench.mjs [out.json]   (default target/bench.json)
+//
+// Two connections A and B over ONE PionIpc (connectPair), channel A -> B, then:
+//  (a) 1 KiB binary msg/s, paced: send while bufferedAmount < 64 KiB, resume on
+//      'bufferedamountlow' (threshold 32 KiB), N=50,000
+//  (b) 16-byte text msg/s, same pacing, N=100,000
+//  (c) 65535-byte binary MB/s, paced < 128 KiB (threshold 64 KiB), N=2,000
+//  (d) 64-byte echo round trip (B echoes), 5,000 sequential, p50/p99
+//  (e) start() median of 10, connectPair median of 5
+//  (f) CONCURRENT_PAIRS pairs connected at once on a fresh PionIpc: time, Node RSS, sidecar RSS
+//  (g) Node CPU time (user+system) per message for (a) and (b)
+// The receiver checks every message (count, order by sequence number, length, binary or text).
+// Then the ceiling binary runs in the same namespace and a comparison table is printed.
+import { execFile } from 'node:child_process'
+import { mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { PionIpc } from '../index.mjs'
+import { connectPair } from '../__test__/helpers/webrtc.mjs'
+import { withTimeout } from '../__test__/helpers/util.mjs'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const out = process.argv[2] ?? join(root, 'target', 'bench.json')
+const CONCURRENT_PAIRS = Number(process.env.BENCH_PAIRS ?? 100)
+const PHASE_MS = 120_000 // upper bound of one measured phase
+const CONNECT_MS = 30_000 // upper bound of one connectPair
+const CEILING_MS = 300_000 // upper bound of the ceiling run
+const FALLBACK_MS = Number(process.env.BENCH_FALLBACK_MS ?? 100)
+
+if (process.env.PION_NETNS_ACTIVE !== '1') {
+  console.warn('warning: not inside scripts/netns-run.sh; ICE may find no candidates')
+}
+
+const now = () => process.hrtime.bigint()
+const msSince = (t) => Number(now() - t) / 1e6
+const pct = (sorted, p) =>
+  sorted.length ? sorted[Math.min(sorted.length, Math.max(1, Math.ceil(p * sorted.length))) - 1] : NaN
+const median = (xs) => pct([...xs].sort((a, b) => a - b), 0.5)
+const vmRssKb = (pid) => {
+  try {
+    const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return m ? Number(m[1]) : null
+  } catch {
+    return null
+  }
+}
+const newIpc = () => new PionIpc({ logger: () => {} })
+
+async function closePair({ a, b }) {
+  await Promise.allSettled([a.close(), b.close()])
+}
+
+/** A phase deadline: `guard(promise)` rejects once the phase has run `ms`. */
+function deadline(ms, what) {
+  let timer
+  const expired = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms)
+  })
+  expired.catch(() => {})
+  return { guard: (p) => Promise.race([p, expired]), clear: () => clearTimeout(timer) }
+}
+
+/**
+ * Sends n messages A -> B paced on bufferedAmount and waits until B received and checked them
+ * all. make(i) builds message i; check(data, i) returns an error string or null.
+ */
+async function bulk({ dcA, dcB }, { n, limit, low, make, check, what }) {
+  const dl = deadline(PHASE_MS, what)
+  let received = 0
+  let error = null
+  let lowEvents = 0
+  let fallbacks = 0
+  const fallbackBuffered = [] // bufferedAmount when a wait for 'bufferedamountlow' timed out
+  let finish
+  const done = new Promise((resolve, reject) => {
+    finish = (err) => (err ? reject(err) : resolve())
+  })
+  dcB.onmessage = ({ data }) => {
+    if (error) return
+    const bad = check(data, received)
+    if (bad) {
+      error = new Error(`${what}: message ${received}: ${bad}`)
+      finish(error)
+      return
+    }
+    if (++received === n) finish()
+  }
+  dcA.bufferedAmountLowThreshold = low
+  // Resumes the sender on 'bufferedamountlow'; a fallback re-check after FALLBACK_MS bounds
+  // each wait (counted: any fallback means an event did not come and costs time).
+  const waitLow = () =>
+    new Promise((resolve) => {
+      let timer
+      const onLow = () => {
+        lowEvents++
+        clearTimeout(timer)
+        resolve()
+      }
+      timer = setTimeout(() => {
+        fallbacks++
+        if (fallbackBuffered.length < 10) fallbackBuffered.push(dcA.bufferedAmount)
+        dcA.off('bufferedamountlow', onLow)
+        resolve()
+      }, FALLBACK_MS)
+      dcA.once('bufferedamountlow', onLow)
+      if (dcA.bufferedAmount <= low) {
+        dcA.off('bufferedamountlow', onLow)
+        clearTimeout(timer)
+        resolve()
+      }
+    })
+  const cpu0 = process.cpuUsage()
+  const t0 = now()
+  try {
+    const send = async () => {
+      let i = 0
+      while (i < n) {
+        while (i < n && dcA.bufferedAmount < limit) dcA.send(make(i++))
+        if (i < n) await dl.guard(waitLow())
+        if (error) return
+      }
+    }
+    await dl.guard(Promise.all([send(), done]))
+  } finally {
+    dl.clear()
+    dcB.onmessage = null
+  }
+  const ms = msSince(t0)
+  const cpu = process.cpuUsage(cpu0)
+  return {
+    n,
+    received,
+    verified: received === n && !error,
+    seconds: ms / 1e3,
+    per_s: n / (ms / 1e3),
+    cpu_us_per_msg: (cpu.user + cpu.system) / n,
+    low_events: lowEvents,
+    low_fallbacks: fallbacks,
+    low_fallback_buffered: fallbackBuffered,
+  }
+}
+
+function binaryMsg(len) {
+  return {
+    make: (i) => {
+      const b = Buffer.allocUnsafe(len)
+      b.writeUInt32BE(i, 0)
+      return b
+    },
+    check: (data, i) => {
+      if (!Buffer.isBuffer(data)) return `expected binary, got ${typeof data}`
+      if (data.length !== len) return `length ${data.length}, expected ${len}`
+      const seq = data.readUInt32BE(0)
+      return seq === i ? null : `sequence ${seq}, expected ${i}`
+    },
+  }
+}
+
+const textMsg = {
+  make: (i) => String(i).padStart(16, '0'),
+  check: (data, i) => {
+    if (typeof data !== 'string') return 'expected text, got binary'
+    if (data.length !== 16) return `length ${data.length}, expected 16`
+    const seq = Number(data)
+    return seq === i ? null : `sequence ${data}, expected ${i}`
+  },
+}
+
+/** n sequential 64-byte round trips A -> B -> A; B echoes. Returns µs figures. */
+async function echo({ dcA, dcB }, n, what = 'echo') {
+  const dl = deadline(PHASE_MS, what)
+  dcB.onmessage = ({ data }) => dcB.send(data)
+  const rtts = []
+  let waiter = null
+  let sentAt = 0n
+  let expect = 0
+  dcA.onmessage = ({ data }) => {
+    const w = waiter
+    waiter = null
+    if (!w) return
+    const t = now()
+    if (!Buffer.isBuffer(data) || data.length !== 64) w.reject(new Error(`${what}: bad echo (length ${data.length})`))
+    else if (data.readUInt32BE(0) !== expect) w.reject(new Error(`${what}: echo ${data.readUInt32BE(0)}, expected ${expect}`))
+    else {
+      rtts.push(Number(t - sentAt) / 1e3)
+      w.resolve()
+    }
+  }
+  try {
+    for (let i = 0; i < n; i++) {
+      const b = Buffer.alloc(64)
+      b.writeUInt32BE(i, 0)
+      expect = i
+      const p = new Promise((resolve, reject) => (waiter = { resolve, reject }))
+      sentAt = now()
+      dcA.send(b)
+      await dl.guard(p)
+    }
+  } finally {
+    dl.clear()
+    dcA.onmessage = null
+    dcB.onmessage = null
+  }
+  rtts.sort((a, b) => a - b)
+  return { n, received: rtts.length, verified: rtts.length === n, p50_us: pct(rtts, 0.5), p99_us: pct(rtts, 0.99) }
+}
+
+async function measureStart() {
+  const starts = []
+  for (let i = 0; i < 10; i++) {
+    const ipc = newIpc()
+    const t = now()
+    await withTimeout(ipc.start(), 15000, 'start()')
+    starts.push(msSince(t))
+    await ipc.stop()
+  }
+  return { median_ms: median(starts), best_ms: Math.min(...starts), runs: starts }
+}
+
+async function measureConnect(ipc) {
+  const times = []
+  for (let i = 0; i < 5; i++) {
+    const t = now()
+    const pair = await withTimeout(connectPair(ipc, { label: 'c' }), CONNECT_MS, 'connectPair')
+    times.push(msSince(t))
+    await closePair(pair)
+  }
+  return { median_ms: median(times), best_ms: Math.min(...times), runs: times }
+}
+
+async function measureMany(pairs) {
+  const ipc = newIpc()
+  await withTimeout(ipc.start(), 15000, 'start()')
+  try {
+    const idleSidecarKb = vmRssKb(ipc.pid)
+    const nodeRss0 = process.memoryUsage().rss
+    const t = now()
+    const settled = await withTimeout(
+      Promise.allSettled(Array.from({ length: pairs }, (_, i) => connectPair(ipc, { label: `m${i}`, ms: 60000 }))),
+      90000,
+      `${pairs} concurrent connectPair`,
+    )
+    const ms = msSince(t)
+    const ok = settled.filter((s) => s.status === 'fulfilled').map((s) => s.value)
+    // every pair carries one message each way, checked
+    const check = await withTimeout(
+      Promise.all(
+        ok.map(
+          ({ dcA, dcB }, i) =>
+            new Promise((resolve, reject) => {
+              dcB.onmessage = ({ data }) => (data === `hello ${i}` ? dcB.send(`back ${i}`) : reject(new Error(`pair ${i}: got ${data}`)))
+              dcA.onmessage = ({ data }) => (data === `back ${i}` ? resolve() : reject(new Error(`pair ${i}: got ${data}`)))
+              dcA.send(`hello ${i}`)
+            }),
+        ),
+      ),
+      30000,
+      'message over every pair',
+    ).then(
+      () => true,
+      (e) => String(e),
+    )
+    const result = {
+      pairs,
+      connections: pairs * 2,
+      connected_pairs: ok.length,
+      failures: settled.filter((s) => s.status === 'rejected').map((s) => String(s.reason)).slice(0, 3),
+      all_carry_messages: check,
+      connect_all_ms: ms,
+      node_rss_mb: process.memoryUsage().rss / 1048576,
+      node_rss_delta_mb: (process.memoryUsage().rss - nodeRss0) / 1048576,
+      sidecar_rss_idle_mb: idleSidecarKb == null ? null : idleSidecarKb / 1024,
+      sidecar_rss_mb: vmRssKb(ipc.pid) == null ? null : vmRssKb(ipc.pid) / 1024,
+    }
+    await withTimeout(Promise.allSettled(ok.map(closePair)), 30000, 'closing pairs').catch(() => {})
+    return result
+  } finally {
+    await ipc.stop()
+  }
+}
+
+function runCeiling() {
+  const bin = join(root, 'target', 'release', 'examples', 'ceiling')
+  const json = join(tmpdir(), `ceiling-${process.pid}.json`)
+  return new Promise((resolve) => {
+    execFile(bin, [json], { cwd: root, timeout: CEILING_MS, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      let result = null
+      try {
+        result = JSON.parse(readFileSync(json, 'utf8'))
+      } catch {}
+      rmSync(json, { force: true })
+      if (err || !result) {
+        console.error(`ceiling failed: ${err ? err.message : 'no JSON'}\n${stderr}`)
+      }
+      resolve({ result, error: err ? String(err.message) : null, stdout })
+    })
+  })
+}
+
+/** Runs one phase; a failure is recorded and the remaining phases still run. */
+async function phase(name, fn) {
+  process.stdout.write(`${name} ... `)
+  const t = now()
+  try {
+    const r = await fn()
+    console.log(`done (${(msSince(t) / 1e3).toFixed(1)} s)`)
+    return r
+  } catch (e) {
+    console.log(`FAILED: ${e.message}`)
+    return { error: String(e.message) }
+  }
+}
+
+// ---- measure ----
+const results = { when: new Date().toISOString(), node: process.version }
+results.start = await phase('(e) start() x10', measureStart)
+
+const ipc = newIpc()
+await withTimeout(ipc.start(), 15000, 'start()')
+results.connect = await phase('(e) connectPair x5', () => measureConnect(ipc))
+const pair = await withTimeout(connectPair(ipc, { label: 'bench' }), CONNECT_MS, 'connectPair')
+await phase('warm-up', async () => {
+  await echo(pair, 200, 'warm-up echo')
+  await bulk(pair, { n: 2000, limit: 65536, low: 32768, ...binaryMsg(1024), what: 'warm-up bulk' })
+})
+results.msgs_1k = await phase('(a) 1 KiB x 50,000', () =>
+  bulk(pair, { n: 50000, limit: 65536, low: 32768, ...binaryMsg(1024), what: '1 KiB' }),
+)
+results.msgs_16b = await phase('(b) 16 B text x 100,000', () =>
+  bulk(pair, { n: 100000, limit: 65536, low: 32768, ...textMsg, what: '16 B text' }),
+)
+results.msgs_64k = await phase('(c) 65535 B x 2,000', async () => {
+  const r = await bulk(pair, { n: 2000, limit: 131072, low: 65536, ...binaryMsg(65535), what: '65535 B' })
+  return { ...r, mb_per_s: (r.n * 65535) / r.seconds / 1e6 }
+})
+results.echo = await phase('(d) 64 B echo x 5,000', () => echo(pair, 5000))
+await closePair(pair)
+await ipc.stop()
+results.many = await phase(`(f) ${CONCURRENT_PAIRS} pairs at once`, () => measureMany(CONCURRENT_PAIRS))
+
+process.stdout.write('ceiling (examples/ceiling.rs) ... ')
+const ceiling = await runCeiling()
+console.log(ceiling.result ? 'done' : 'FAILED')
+results.ceiling = ceiling.result
+if (ceiling.error) results.ceiling_error = ceiling.error
+
+// ---- report ----
+const c = ceiling.result ?? {}
+const rows = [
+  ['(a) 1 KiB binary', 'msg/s', results.msgs_1k?.per_s, c.msgs_1k_per_s],
+  ['(b) 16 B text', 'msg/s', results.msgs_16b?.per_s, c.msgs_16b_per_s],
+  ['(c) 65535 B binary', 'MB/s', results.msgs_64k?.mb_per_s, c.mb_per_s_64k],
+  ['(d) 64 B echo p50', 'µs', results.echo?.p50_us, c.echo_p50_us],
+  ['(d) 64 B echo p99', 'µs', results.echo?.p99_us, c.echo_p99_us],
+  ['(e) start()', 'ms', results.start?.median_ms, c.start_ms],
+  ['(e) connect', 'ms', results.connect?.median_ms, c.connect_ms],
+]
+const fmt = (v, d = 1) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(d) : '-')
+const ratio = (a, b) => (typeof a === 'number' && typeof b === 'number' && b > 0 ? a / b : null)
+results.comparison = rows.map(([what, unit, node, ceil]) => ({ what, unit, node, ceiling: ceil ?? null, ratio: ratio(node, ceil) }))
+const table = [['what', 'unit', 'node', 'ceiling', 'node/ceiling'], ...results.comparison.map((r) => [r.what, r.unit, fmt(r.node), fmt(r.ceiling), fmt(r.ratio, 2)])]
+const widths = table[0].map((_, i) => Math.max(...table.map((r) => r[i].length)))
+console.log()
+for (const [i, r] of table.entries()) {
+  console.log(r.map((cell, j) => (j < 2 ? cell.padEnd(widths[j]) : cell.padStart(widths[j]))).join('  '))
+  if (i === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '))
+}
+console.log()
+const ver = (r) => (r && !r.error ? (r.verified ? 'verified' : `NOT verified (${r.received}/${r.n})`) : 'failed')
+console.log(`checks: (a) ${ver(results.msgs_1k)}, (b) ${ver(results.msgs_16b)}, (c) ${ver(results.msgs_64k)}, (d) ${ver(results.echo)}`)
+console.log(
+  `'bufferedamountlow' waits that timed out (${FALLBACK_MS} ms each): ` +
+    ['msgs_1k', 'msgs_16b', 'msgs_64k'].map((k) => `${k} ${results[k]?.low_fallbacks ?? '-'}/${(results[k]?.low_events ?? 0) + (results[k]?.low_fallbacks ?? 0)}`).join(', '),
+)
+console.log(`(g) Node CPU per message: 1 KiB ${fmt(results.msgs_1k?.cpu_us_per_msg, 2)} µs, 16 B ${fmt(results.msgs_16b?.cpu_us_per_msg, 2)} µs`)
+const m = results.many ?? {}
+console.log(
+  `(f) ${m.connected_pairs ?? '-'}/${m.pairs ?? CONCURRENT_PAIRS} pairs (${m.connections ?? '-'} connections) in ${fmt(m.connect_all_ms, 0)} ms, ` +
+    `messages ${m.all_carry_messages === true ? 'ok' : m.all_carry_messages ?? '-'}; Node RSS ${fmt(m.node_rss_mb)} MB (+${fmt(m.node_rss_delta_mb)}), ` +
+    `sidecar RSS ${fmt(m.sidecar_rss_mb)} MB (idle ${fmt(m.sidecar_rss_idle_mb)})`,
+)
+
+mkdirSync(dirname(out), { recursive: true })
+writeFileSync(out, JSON.stringify(results, null, 2) + '\n')
+console.log(`wrote ${out}`)
+const failed = [results.msgs_1k, results.msgs_16b, results.msgs_64k, results.echo].some((r) => !r || r.error || !r.verified)
+process.exit(failed || !ceiling.result ? 1 : 0)
