@@ -231,7 +231,15 @@ impl Peer {
     /// Moves queued messages of every channel to the sidecar while the budget allows.
     pub(crate) fn pump(&self) {
         let Some(sidecar) = &self.sidecar else { return };
-        let channels: Vec<_> = in_order(&self.state.lock().unwrap().channels);
+        // Runs on every send and acknowledgement: no need for creation order here.
+        let channels: Vec<_> = self
+            .state
+            .lock()
+            .unwrap()
+            .channels
+            .values()
+            .cloned()
+            .collect();
         for channel in channels {
             if channel.pump(self, sidecar) {
                 break;
