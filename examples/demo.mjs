@@ -41,8 +41,18 @@ aliceMayAdd()
 
 await new Promise((resolve) => (chat.onopen = resolve))
 const remote = await bobChannel
-const pair = alice.selectedCandidatePair
-console.log(`${at()}  channel "${chat.label}" open (${pair.local.address}:${pair.local.port} ↔ ${pair.remote.address}:${pair.remote.port})`)
+// the sidecar may report the selected pair just after the channel opened
+const pair =
+  alice.selectedCandidatePair ??
+  (await new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(null), 5000)
+    alice.once('selectedcandidatepairchange', () => {
+      clearTimeout(timer)
+      resolve(alice.selectedCandidatePair)
+    })
+  }))
+const route = pair ? `${pair.local.address}:${pair.local.port} ↔ ${pair.remote.address}:${pair.remote.port}` : 'route not reported'
+console.log(`${at()}  channel "${chat.label}" open (${route})`)
 
 const received = new Promise((resolve) => {
   const got = []

@@ -23,7 +23,16 @@ try {
   const greeting = new Promise((resolve) => (gotGreeting = resolve))
   const onMessage = ({ data }) => gotGreeting(data)
   const { pc, dc } = await connectPeer({ ipc, signaling, role, label: 'greetings', onMessage })
-  const pair = pc.selectedCandidatePair
+  // the sidecar may report the selected pair just after the channel opened
+  const pair =
+    pc.selectedCandidatePair ??
+    (await new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(null), 5000)
+      pc.once('selectedcandidatepairchange', () => {
+        clearTimeout(timer)
+        resolve(pc.selectedCandidatePair)
+      })
+    }))
   console.log(`[${role}] connected: channel "${dc.label}" open (${pair?.local.address}:${pair?.local.port} -> ${pair?.remote.address}:${pair?.remote.port})`)
 
   dc.send(`hello from the ${role}er (pid ${process.pid})`)
