@@ -357,6 +357,111 @@ describe('events', () => {
   })
 })
 
+describe('backpressure from a slow consumer', () => {
+  const MiB = 1 << 20
+  const FRAME = 16 * 1024
+  const COUNT = 4096 // 64 MiB in 'test.flood' events
+
+  // The first event's listener blocks the JavaScript thread until the fake has written at
+  // least `until` bytes and then no more for 300 ms (or `maxMs` pass), and records what it
+  // had written by then. Everything must still arrive afterwards, in order.
+  async function flood(limit, until, maxMs) {
+    const saved = process.env.PION_NODE_RS_BACKLOG_BYTES
+    process.env.PION_NODE_RS_BACKLOG_BYTES = String(limit)
+    let ipc
+    try {
+      ipc = new PionIpc({ binPath: bin('echo'), logger: () => {} })
+    } finally {
+      if (saved === undefined) delete process.env.PION_NODE_RS_BACKLOG_BYTES
+      else process.env.PION_NODE_RS_BACKLOG_BYTES = saved
+    }
+    const progress = path.join(tmp, `flood-${limit}`)
+    fs.writeFileSync(progress, '0')
+    const written = () => Number(fs.readFileSync(progress, 'utf8')) || 0
+    try {
+      await withTimeout(ipc.start(), 5000, 'start()')
+      let received = 0
+      let outOfOrder = 0
+      let writtenWhileBlocked = null
+      ipc.on('test.flood', ({ payload }) => {
+        if (payload.readUInt32LE(0) !== received) outOfOrder++
+        received++
+        if (writtenWhileBlocked !== null) return
+        const end = performance.now() + maxMs
+        let last = written()
+        let lastChange = performance.now()
+        while (performance.now() < end) {
+          busyWait(20)
+          const w = written()
+          if (w !== last) {
+            last = w
+            lastChange = performance.now()
+          } else if (w >= until && performance.now() - lastChange > 300) break
+        }
+        writtenWhileBlocked = written()
+      })
+      await withTimeout(ipc.request('flood', {}, { count: COUNT, size: FRAME, progress }), 5000, 'flood')
+      await waitFor(() => received === COUNT, 30000, `${COUNT} events`)
+      assert.equal(outOfOrder, 0)
+      return writtenWhileBlocked
+    } finally {
+      await withTimeout(ipc.stop(1000), 5000, 'stop()')
+    }
+  }
+
+  test('the reader stops once undelivered frames pass the bound, and loses nothing', async () => {
+    const blocked = await flood(MiB, MiB, 5000)
+    // the bound, one read chunk, one frame, the pipe and the fake's own frame in hand
+    assert.ok(blocked >= MiB, `the fake wrote ${blocked} bytes: it never reached the bound`)
+    assert.ok(blocked < 2 * MiB + 512 * 1024, `the fake wrote ${blocked} bytes while JavaScript was blocked`)
+  })
+
+  test('stop() while the reader is paused still ends the sidecar (its stdout is read again)', async () => {
+    const saved = process.env.PION_NODE_RS_BACKLOG_BYTES
+    process.env.PION_NODE_RS_BACKLOG_BYTES = String(MiB)
+    const ipc = new PionIpc({ binPath: bin('echo'), logger: () => {} })
+    if (saved === undefined) delete process.env.PION_NODE_RS_BACKLOG_BYTES
+    else process.env.PION_NODE_RS_BACKLOG_BYTES = saved
+    const progress = path.join(tmp, 'flood-stop')
+    fs.writeFileSync(progress, '0')
+    await withTimeout(ipc.start(), 5000, 'start()')
+    const pid = ipc.pid
+    let stopping = null
+    let goneWhileBlocked = null
+    ipc.on('test.flood', () => {
+      if (stopping) return
+      // wait (bounded) until the reader has paused: the fake's count stops moving
+      let last = -1
+      for (let i = 0; i < 100; i++) {
+        busyWait(50)
+        const w = Number(fs.readFileSync(progress, 'utf8')) || 0
+        if (w === last && w >= MiB) break
+        last = w
+      }
+      // A long grace period, and the JavaScript thread stays blocked: nothing of the
+      // backlog is given back, so only stop() itself can make the reader drain the pipe
+      // and let the sidecar see its stdin close.
+      stopping = ipc.stop(60000)
+      const end = performance.now() + 5000
+      while (isAlive(pid) && performance.now() < end) busyWait(10)
+      goneWhileBlocked = !isAlive(pid)
+    })
+    try {
+      await withTimeout(ipc.request('flood', {}, { count: COUNT, size: FRAME, progress }), 5000, 'flood')
+      await waitFor(() => stopping !== null, 10000, 'the first flood event')
+      assert.equal(goneWhileBlocked, true, 'the sidecar was still running 5 s after stop()')
+      await withTimeout(stopping, 10000, 'stop()')
+    } finally {
+      await withTimeout(ipc.stop(1000), 5000, 'stop()')
+    }
+  })
+
+  test('control: with a bound of 1 GiB the same flood is read on regardless', async () => {
+    const blocked = await flood(1 << 30, 32 * MiB, 10000)
+    assert.ok(blocked >= 32 * MiB, `the fake wrote only ${blocked} bytes while JavaScript was blocked`)
+  })
+})
+
 describe('timeouts and lifecycle', () => {
   test('request timeout message', async () => {
     // the timeout also bounds start()'s ping, which a loaded machine can take a while to

@@ -11,14 +11,20 @@
 //  (e) start() median of 10, connectPair median of 5
 //  (f) CONCURRENT_PAIRS pairs connected at once on a fresh PionIpc: time, Node RSS, sidecar RSS
 //  (g) Node CPU time (user+system) per message for (a) and (b)
+//  (h) bounded memory: 1 GiB of 65535-byte messages from a sender in another process (its own
+//      sidecar, benches/slow-sender.mjs) to a receiver here whose message handler is slow
+//      (blocks BENCH_SLOW_US µs per message, default 4000 = at most ~16 MB/s, sleeping so the
+//      sidecars keep the CPU): peak Node RSS of this process. The reader stops reading once undelivered frames pass a
+//      bound, so the backlog stays in the sidecar and SCTP slows the sender down.
+//      BENCH_SLOW_MB sets the amount (default 1024; 0 skips it).
 // The receiver checks every message (count, order by sequence number, length, binary or text).
 // Then the ceiling binary runs in the same namespace and a comparison table is printed.
-import { execFile } from 'node:child_process'
+import { execFile, fork } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { PionIpc } from '../index.mjs'
+import { PionIpc, RTCPeerConnection } from '../index.mjs'
 import { connectPair } from '../__test__/helpers/webrtc.mjs'
 import { withTimeout } from '../__test__/helpers/util.mjs'
 
@@ -29,6 +35,8 @@ const PHASE_MS = 120_000 // upper bound of one measured phase
 const CONNECT_MS = 30_000 // upper bound of one connectPair
 const CEILING_MS = 300_000 // upper bound of the ceiling run
 const FALLBACK_MS = Number(process.env.BENCH_FALLBACK_MS ?? 100)
+const SLOW_MB = Number(process.env.BENCH_SLOW_MB ?? 1024)
+const SLOW_US = Number(process.env.BENCH_SLOW_US ?? 4000)
 
 if (process.env.PION_NETNS_ACTIVE !== '1') {
   console.warn('warning: not inside scripts/netns-run.sh; ICE may find no candidates')
@@ -67,8 +75,8 @@ function deadline(ms, what) {
  * Sends n messages A -> B paced on bufferedAmount and waits until B received and checked them
  * all. make(i) builds message i; check(data, i) returns an error string or null.
  */
-async function bulk({ dcA, dcB }, { n, limit, low, make, check, what }) {
-  const dl = deadline(PHASE_MS, what)
+async function bulk({ dcA, dcB }, { n, limit, low, make, check, what, limitMs = PHASE_MS }) {
+  const dl = deadline(limitMs, what)
   let received = 0
   let error = null
   let lowEvents = 0
@@ -282,6 +290,93 @@ async function measureMany(pairs) {
   }
 }
 
+/**
+ * (h): `mb` MiB of 65535-byte messages from a sender in another process (benches/slow-sender.mjs,
+ * its own sidecar) to a receiver here whose handler blocks `usPerMsg` µs per message. Peak Node
+ * RSS of this process, sampled as messages arrive.
+ */
+async function measureSlowReceiver(mb, usPerMsg) {
+  const size = 65535
+  const n = Math.ceil((mb * 1048576) / size)
+  const ipc = newIpc()
+  await withTimeout(ipc.start(), 15000, 'start()')
+  const child = fork(join(root, 'benches', 'slow-sender.mjs'), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const pc = new RTCPeerConnection({ _ipc: ipc })
+  const dl = deadline(3_600_000, 'slow receiver')
+  try {
+    const rss0 = process.memoryUsage().rss
+    let peak = rss0
+    let peakSidecar = 0
+    let received = 0
+    let error = null
+    const nap = new Int32Array(new SharedArrayBuffer(4))
+    const { check } = binaryMsg(size)
+    let t0 = null
+    let finish
+    const done = new Promise((resolve, reject) => (finish = (e) => (e ? reject(e) : resolve())))
+    let early = []
+    child.on('message', (m) => {
+      if (m.type === 'offer') {
+        pc.setRemoteDescription(m.sdp)
+          .then(async () => {
+            for (const c of early) pc.addIceCandidate(c).catch(() => {})
+            early = null
+            const answer = await pc.createAnswer()
+            await pc.setLocalDescription(answer)
+            child.send({ type: 'answer', sdp: { type: answer.type, sdp: answer.sdp } })
+          })
+          .catch(finish)
+      } else if (m.type === 'candidate') {
+        if (early) early.push(m.candidate)
+        else pc.addIceCandidate(m.candidate).catch(() => {})
+      } else if (m.type === 'error') finish(new Error(`sender: ${m.message}`))
+    })
+    child.on('exit', (code) => {
+      if (received < n) finish(new Error(`sender exited (${code}) after ${received} of ${n}`))
+    })
+    pc.on('icecandidate', ({ candidate }) => child.send({ type: 'candidate', candidate: candidate && { ...candidate } }))
+    pc.on('datachannel', ({ channel }) => {
+      channel.onmessage = ({ data }) => {
+        if (error) return
+        t0 ??= now()
+        // a consumer that cannot keep up and blocks its thread (a synchronous write, say),
+        // sleeping, so the sidecars keep the CPU
+        Atomics.wait(nap, 0, 0, usPerMsg / 1000)
+        if ((received & 63) === 0) {
+          peak = Math.max(peak, process.memoryUsage.rss())
+          peakSidecar = Math.max(peakSidecar, vmRssKb(ipc.pid) ?? 0)
+        }
+        const bad = check(data, received)
+        if (bad) finish((error = new Error(`slow receiver: message ${received}: ${bad}`)))
+        else if (++received === n) finish()
+      }
+    })
+    child.send({ type: 'start', n, size, limit: 131072, low: 65536 })
+    await dl.guard(done)
+    const seconds = msSince(t0) / 1e3
+    return {
+      n,
+      received,
+      verified: received === n && !error,
+      bytes: n * size,
+      seconds,
+      mb_per_s: (n * size) / seconds / 1e6,
+      handler_us_per_msg: usPerMsg,
+      node_rss_start_mb: rss0 / 1048576,
+      node_rss_peak_mb: peak / 1048576,
+      sidecar_rss_peak_mb: peakSidecar / 1024,
+    }
+  } finally {
+    dl.clear()
+    if (child.connected) child.send({ type: 'stop' })
+    await withTimeout(new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r))), 10000, 'sender exit').catch(() =>
+      child.kill('SIGKILL'),
+    )
+    await pc.close().catch(() => {})
+    await ipc.stop()
+  }
+}
+
 function runCeiling() {
   const bin = join(root, 'target', 'release', 'examples', 'ceiling')
   const json = join(tmpdir(), `ceiling-${process.pid}.json`)
@@ -315,35 +410,54 @@ async function phase(name, fn) {
 }
 
 // ---- measure ----
+// BENCH_ONLY=a,c,h (letters, 'ceiling') runs a subset, for experiments; the default is all.
+const only = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((x) => x.trim())) : null
+const want = (k) => !only || only.has(k)
 const results = { when: new Date().toISOString(), node: process.version }
-results.start = await phase('(e) start() x10', measureStart)
+if (want('e')) results.start = await phase('(e) start() x10', measureStart)
 
-const ipc = newIpc()
-await withTimeout(ipc.start(), 15000, 'start()')
-results.connect = await phase('(e) connectPair x5', () => measureConnect(ipc))
-const pair = await withTimeout(connectPair(ipc, { label: 'bench' }), CONNECT_MS, 'connectPair')
-await phase('warm-up', async () => {
-  await echo(pair, 200, 'warm-up echo')
-  await bulk(pair, { n: 2000, limit: 65536, low: 32768, ...binaryMsg(1024), what: 'warm-up bulk' })
-})
-results.msgs_1k = await phase('(a) 1 KiB x 50,000', () =>
-  bulk(pair, { n: 50000, limit: 65536, low: 32768, ...binaryMsg(1024), what: '1 KiB' }),
-)
-results.msgs_16b = await phase('(b) 16 B text x 100,000', () =>
-  bulk(pair, { n: 100000, limit: 65536, low: 32768, ...textMsg, what: '16 B text' }),
-)
-results.msgs_64k = await phase('(c) 65535 B x 2,000', async () => {
-  const r = await bulk(pair, { n: 2000, limit: 131072, low: 65536, ...binaryMsg(65535), what: '65535 B' })
-  return { ...r, mb_per_s: (r.n * 65535) / r.seconds / 1e6 }
-})
-results.echo = await phase('(d) 64 B echo x 5,000', () => echo(pair, 5000))
-await closePair(pair)
-await ipc.stop()
-results.many = await phase(`(f) ${CONCURRENT_PAIRS} pairs at once`, () => measureMany(CONCURRENT_PAIRS))
+if (['a', 'b', 'c', 'd', 'e', 'g'].some(want)) {
+  const ipc = newIpc()
+  await withTimeout(ipc.start(), 15000, 'start()')
+  if (want('e')) results.connect = await phase('(e) connectPair x5', () => measureConnect(ipc))
+  const pair = await withTimeout(connectPair(ipc, { label: 'bench' }), CONNECT_MS, 'connectPair')
+  await phase('warm-up', async () => {
+    await echo(pair, 200, 'warm-up echo')
+    await bulk(pair, { n: 2000, limit: 65536, low: 32768, ...binaryMsg(1024), what: 'warm-up bulk' })
+  })
+  if (want('a') || want('g')) {
+    results.msgs_1k = await phase('(a) 1 KiB x 50,000', () =>
+      bulk(pair, { n: 50000, limit: 65536, low: 32768, ...binaryMsg(1024), what: '1 KiB' }),
+    )
+  }
+  if (want('b') || want('g')) {
+    results.msgs_16b = await phase('(b) 16 B text x 100,000', () =>
+      bulk(pair, { n: 100000, limit: 65536, low: 32768, ...textMsg, what: '16 B text' }),
+    )
+  }
+  if (want('c')) {
+    results.msgs_64k = await phase('(c) 65535 B x 2,000', async () => {
+      const r = await bulk(pair, { n: 2000, limit: 131072, low: 65536, ...binaryMsg(65535), what: '65535 B' })
+      return { ...r, mb_per_s: (r.n * 65535) / r.seconds / 1e6 }
+    })
+  }
+  if (want('d')) results.echo = await phase('(d) 64 B echo x 5,000', () => echo(pair, 5000))
+  await closePair(pair)
+  await ipc.stop()
+}
+if (want('f')) results.many = await phase(`(f) ${CONCURRENT_PAIRS} pairs at once`, () => measureMany(CONCURRENT_PAIRS))
+if (want('h') && SLOW_MB > 0) {
+  results.slow_receiver = await phase(`(h) ${SLOW_MB} MiB to a slow receiver (${SLOW_US} µs per message)`, () =>
+    measureSlowReceiver(SLOW_MB, SLOW_US),
+  )
+}
 
-process.stdout.write('ceiling (examples/ceiling.rs) ... ')
-const ceiling = await runCeiling()
-console.log(ceiling.result ? 'done' : 'FAILED')
+let ceiling = { result: null, error: 'not run (BENCH_ONLY)' }
+if (want('ceiling')) {
+  process.stdout.write('ceiling (examples/ceiling.rs) ... ')
+  ceiling = await runCeiling()
+  console.log(ceiling.result ? 'done' : 'FAILED')
+}
 results.ceiling = ceiling.result
 if (ceiling.error) results.ceiling_error = ceiling.error
 
@@ -383,8 +497,20 @@ console.log(
     `sidecar RSS ${fmt(m.sidecar_rss_mb)} MB (idle ${fmt(m.sidecar_rss_idle_mb)})`,
 )
 
+const h = results.slow_receiver
+if (h) {
+  console.log(
+    h.error
+      ? `(h) slow receiver: ${h.error}`
+      : `(h) ${(h.bytes / 1048576).toFixed(0)} MiB to a receiver blocking ${h.handler_us_per_msg} µs per message: ${ver(h)}, ` +
+          `${fmt(h.mb_per_s)} MB/s, Node RSS ${fmt(h.node_rss_start_mb)} -> peak ${fmt(h.node_rss_peak_mb)} MB ` +
+          `(target < 200), receiving sidecar peak ${fmt(h.sidecar_rss_peak_mb)} MB`,
+  )
+}
+
 mkdirSync(dirname(out), { recursive: true })
 writeFileSync(out, JSON.stringify(results, null, 2) + '\n')
 console.log(`wrote ${out}`)
-const failed = [results.msgs_1k, results.msgs_16b, results.msgs_64k, results.echo].some((r) => !r || r.error || !r.verified)
-process.exit(failed || !ceiling.result ? 1 : 0)
+const measured = [['a', results.msgs_1k], ['b', results.msgs_16b], ['c', results.msgs_64k], ['d', results.echo], ['h', h]]
+const failed = measured.some(([k, r]) => want(k) && (k !== 'h' || SLOW_MB > 0) && (!r || r.error || !r.verified))
+process.exit(failed || (want('ceiling') && !ceiling.result) ? 1 : 0)

@@ -16,10 +16,11 @@ function trickle(from, to) {
   }
 }
 
-/** Two connected peers with an open channel each way: { a, b, dcA, dcB }. */
-export async function connectPair(ipc, { label = 'chat', ordered = true, ms = 20000 } = {}) {
+/** Two connected peers with an open channel each way: { a, b, dcA, dcB }. B runs on `ipcB`
+ * when given (its own sidecar), else on `ipc` too. */
+export async function connectPair(ipc, { label = 'chat', ordered = true, ms = 20000, ipcB = ipc } = {}) {
   const a = new RTCPeerConnection({ _ipc: ipc })
-  const b = new RTCPeerConnection({ _ipc: ipc })
+  const b = new RTCPeerConnection({ _ipc: ipcB })
   const toB = trickle(a, b)
   const toA = trickle(b, a)
   const dcA = a.createDataChannel(label, { ordered })

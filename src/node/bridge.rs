@@ -12,7 +12,7 @@ use super::errors;
 use crate::events::{ChannelEvent, Emit, Output, PeerEvent};
 use crate::protocol::messages::{CandidateInfo, SctpStats};
 use crate::protocol::{Frame, FrameType};
-use crate::sidecar::{Ipc, Notice, NoticeSink};
+use crate::sidecar::{backlog, Backlog, Ipc, Notice, NoticeSink};
 use napi::bindgen_prelude::*;
 use napi::sys;
 use napi::threadsafe_function::{
@@ -103,6 +103,7 @@ pub struct Bridge {
     outstanding: AtomicUsize,
     js: Mutex<JsSide>,
     myself: OnceLock<Weak<Bridge>>,
+    backlog: OnceLock<Arc<Backlog>>,
 }
 
 impl NoticeSink for Bridge {
@@ -126,6 +127,10 @@ impl NoticeSink for Bridge {
             queue.log_lines += 1;
         }
         queue.notices.push(notice);
+    }
+
+    fn backlog(&self) -> Option<Arc<Backlog>> {
+        self.backlog.get().cloned()
     }
 
     fn flush(&self) {
@@ -180,10 +185,21 @@ impl Drop for Settler {
     }
 }
 
+/// The undelivered bytes at which the stdout reader pauses: `PION_NODE_RS_BACKLOG_BYTES`
+/// (for experiments and tests) or [`backlog::DEFAULT_LIMIT`].
+fn backlog_limit() -> usize {
+    std::env::var("PION_NODE_RS_BACKLOG_BYTES")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(backlog::DEFAULT_LIMIT)
+}
+
 impl Bridge {
     pub fn new() -> Arc<Self> {
         let bridge = Arc::new(Bridge::default());
         let _ = bridge.myself.set(Arc::downgrade(&bridge));
+        let _ = bridge.backlog.set(Backlog::new(backlog_limit()));
         bridge
     }
 

@@ -1,5 +1,6 @@
 //! `PionIpc`'s behaviour without napi: start, stop, request, crash handling and the watchdog.
 
+use super::backlog::Backlog;
 use super::pending::Reply;
 use super::process::{Notice, NoticeSink, Sidecar};
 use crate::error::Error;
@@ -70,6 +71,7 @@ pub struct Ipc {
 struct SessionSink {
     ipc: Weak<Inner>,
     epoch: u64,
+    backlog: Option<Arc<Backlog>>,
 }
 
 impl NoticeSink for SessionSink {
@@ -93,9 +95,15 @@ impl NoticeSink for SessionSink {
                     .load(std::sync::atomic::Ordering::Relaxed)
                     .then(|| frame.clone());
                 let router = inner.router.clone();
-                inner
-                    .sink
-                    .notice(Notice::Run(Box::new(move || router.route(&frame))));
+                // Counted until routed (or thrown away): the reader pauses on a backlog.
+                let ticket = self
+                    .backlog
+                    .as_ref()
+                    .map(|b| b.ticket(frame.payload.len() + FRAME_OVERHEAD));
+                inner.sink.notice(Notice::Run(Box::new(move || {
+                    router.route(&frame);
+                    drop(ticket);
+                })));
                 if let Some(frame) = raw {
                     inner.sink.notice(Notice::Event(frame));
                 }
@@ -109,7 +117,14 @@ impl NoticeSink for SessionSink {
             inner.sink.flush();
         }
     }
+
+    fn backlog(&self) -> Option<Arc<Backlog>> {
+        self.backlog.clone()
+    }
 }
+
+/// What one queued event costs besides its payload (frame, header strings, closure).
+const FRAME_OVERHEAD: usize = 256;
 
 impl Ipc {
     pub fn new(config: IpcConfig, sink: Arc<dyn NoticeSink>) -> Self {
@@ -216,6 +231,7 @@ impl Ipc {
         let sink = Arc::new(SessionSink {
             ipc: Arc::downgrade(&self.inner),
             epoch,
+            backlog: self.inner.sink.backlog(),
         });
         let sidecar = Sidecar::spawn(&bin, self.inner.config.timeout, sink)?;
         let current = {

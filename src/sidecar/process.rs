@@ -1,6 +1,7 @@
 //! One running sidecar: the child process, its writer, stdout reader, stderr reader, timeout
 //! sweeper and exit waiter, each a tokio task.
 
+use super::backlog::Backlog;
 use super::pending::{PendingRequests, Reply, Responder};
 use crate::error::Error;
 use crate::protocol::{encode_frame, Frame, FrameDecoder, FrameType, Header};
@@ -68,6 +69,11 @@ impl std::fmt::Debug for Notice {
 pub trait NoticeSink: Send + Sync + 'static {
     fn notice(&self, notice: Notice);
     fn flush(&self) {}
+    /// Where event frames handed on are counted until their consumer is done with them;
+    /// the stdout reader pauses while it is over its limit. `None`: no backpressure.
+    fn backlog(&self) -> Option<Arc<Backlog>> {
+        None
+    }
 }
 
 /// Stderr lines longer than this are cut into pieces, so a line without end cannot grow
@@ -90,7 +96,17 @@ struct Shared {
     reaped: AtomicBool,
     exited: watch::Sender<bool>,
     sink: Arc<dyn NoticeSink>,
+    backlog: Option<Arc<Backlog>>,
     runtime: tokio::runtime::Handle,
+}
+
+impl Shared {
+    /// Lets a reader paused by backpressure look at `stopping` / `reaped` again.
+    fn wake_reader(&self) {
+        if let Some(backlog) = &self.backlog {
+            backlog.wake();
+        }
+    }
 }
 
 /// A handle to one running sidecar; cheap to clone.
@@ -129,6 +145,7 @@ impl Sidecar {
             stopping: AtomicBool::new(false),
             reaped: AtomicBool::new(false),
             exited: watch::channel(false).0,
+            backlog: sink.backlog(),
             sink,
             runtime: tokio::runtime::Handle::current(),
         });
@@ -147,6 +164,8 @@ impl Sidecar {
             async move {
                 let status = child.wait().await;
                 shared.reaped.store(true, Ordering::SeqCst);
+                // At most a pipe's worth is left to read: no more backpressure.
+                shared.wake_reader();
                 // Everything the process wrote before it died is delivered before its exit.
                 let drain = Duration::from_secs(1);
                 let _ = tokio::time::timeout(drain, reader).await;
@@ -301,6 +320,8 @@ impl Sidecar {
     /// the exit notice says `intentional`.
     pub fn mark_stopping(&self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
+        // A sidecar whose stdout is not read may never exit (PROTOCOL.md trap 3).
+        self.shared.wake_reader();
     }
 
     /// Closes stdin (the sidecar's signal to exit) and waits `timeout`; then SIGTERM and one
@@ -377,6 +398,15 @@ async fn read_loop(shared: Arc<Shared>, mut stdout: impl AsyncRead + Unpin) {
             }
         }
         shared.sink.flush();
+        if let Some(backlog) = &shared.backlog {
+            // Undelivered frames over the limit: stop reading, so that the pipe fills and
+            // pion stops taking data off SCTP. Never while stopping or after the exit.
+            backlog
+                .wait_for_room(|| {
+                    shared.stopping.load(Ordering::SeqCst) || shared.reaped.load(Ordering::SeqCst)
+                })
+                .await;
+        }
     }
     if decoder.buffered() > 0 {
         shared.sink.notice(Notice::Log(format!(
