@@ -165,14 +165,17 @@ impl Channel {
     }
 
     /// Queues one message; it goes out as soon as the connection's in-flight budget allows.
-    /// Synchronous: never waits for an acknowledgement.
-    pub fn send(self: &Arc<Self>, data: Vec<u8>, binary: bool) -> Result<(), Error> {
+    /// Synchronous: never waits for an acknowledgement. With nothing queued ahead of it and
+    /// room in the budget, the bytes go straight into the sidecar's outgoing buffer (no copy
+    /// of their own).
+    pub fn send(self: &Arc<Self>, data: &[u8], binary: bool) -> Result<(), Error> {
         if data.len() > MAX_MESSAGE_SIZE {
             return Err(Error::Type(format!(
                 "message of {} bytes exceeds maxMessageSize ({MAX_MESSAGE_SIZE} bytes)",
                 data.len()
             )));
         }
+        let peer = self.peer.upgrade();
         {
             let mut state = self.state.lock().unwrap();
             if state.ready != ReadyState::Open {
@@ -182,9 +185,21 @@ impl Channel {
                 )));
             }
             state.unacked += data.len() as u64;
-            state.queue.push_back(Outgoing { data, binary });
+            let direct = state.queue.is_empty() && state.created;
+            if let (true, Some(peer)) = (direct, &peer) {
+                if let Some(sidecar) = peer.sidecar_ref() {
+                    if peer.try_acquire_send() {
+                        self.send_now(&mut state, peer, sidecar, data, binary);
+                        return Ok(());
+                    }
+                }
+            }
+            state.queue.push_back(Outgoing {
+                data: data.to_vec(),
+                binary,
+            });
         }
-        if let Some(peer) = self.peer.upgrade() {
+        if let Some(peer) = peer {
             peer.pump();
         }
         Ok(())
@@ -203,29 +218,42 @@ impl Channel {
                 return true;
             }
             let message = state.queue.pop_front().expect("queue is not empty");
-            let len = message.data.len() as u64;
-            let channel = self.clone();
-            let sent = sidecar.request_with(
-                "dc.send",
-                &peer.pc_id,
-                &self.label,
-                message.binary,
-                &message.data,
-                Responder::Callback(Box::new(move |reply| channel.on_ack(len, reply))),
-            );
-            match sent {
-                Ok(()) => state.in_flight += 1,
-                Err(_unsent) => {
-                    // The sidecar is going away; the channel is force-closed with it.
-                    peer.release_send();
-                    state.unacked = state.unacked.saturating_sub(len);
-                }
-            }
+            self.send_now(&mut state, peer, sidecar, &message.data, message.binary);
         }
         if state.drained() {
             self.drained.notify_waiters();
         }
         false
+    }
+
+    /// Writes one `dc.send` for which a slot of the budget is already taken, under the
+    /// channel's lock (`state`).
+    fn send_now(
+        self: &Arc<Self>,
+        state: &mut State,
+        peer: &Peer,
+        sidecar: &Sidecar,
+        data: &[u8],
+        binary: bool,
+    ) {
+        let len = data.len() as u64;
+        let channel = self.clone();
+        let sent = sidecar.request_with(
+            "dc.send",
+            &peer.pc_id,
+            &self.label,
+            binary,
+            data,
+            Responder::Callback(Box::new(move |reply| channel.on_ack(len, reply))),
+        );
+        match sent {
+            Ok(()) => state.in_flight += 1,
+            Err(_unsent) => {
+                // The sidecar is going away; the channel is force-closed with it.
+                peer.release_send();
+                state.unacked = state.unacked.saturating_sub(len);
+            }
+        }
     }
 
     fn on_ack(self: &Arc<Self>, len: u64, reply: Reply) {

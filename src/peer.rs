@@ -214,6 +214,10 @@ impl Peer {
         self.sidecar.clone()
     }
 
+    pub(crate) fn sidecar_ref(&self) -> Option<&Sidecar> {
+        self.sidecar.as_ref()
+    }
+
     pub(crate) fn try_acquire_send(&self) -> bool {
         self.sends_in_flight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -231,16 +235,16 @@ impl Peer {
     /// Moves queued messages of every channel to the sidecar while the budget allows.
     pub(crate) fn pump(&self) {
         let Some(sidecar) = &self.sidecar else { return };
-        // Runs on every send and acknowledgement: no need for creation order here.
-        let channels: Vec<_> = self
-            .state
-            .lock()
-            .unwrap()
-            .channels
-            .values()
-            .cloned()
-            .collect();
-        for channel in channels {
+        // Runs on every send and acknowledgement: no need for creation order here, and no
+        // allocation for the usual single channel.
+        let (first, rest) = {
+            let state = self.state.lock().unwrap();
+            let mut all = state.channels.values();
+            let first = all.next().cloned();
+            let rest: Vec<_> = all.cloned().collect();
+            (first, rest)
+        };
+        for channel in first.into_iter().chain(rest) {
             if channel.pump(self, sidecar) {
                 break;
             }

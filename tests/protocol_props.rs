@@ -294,7 +294,37 @@ proptest! {
     #[test]
     fn decoders_never_panic_on_random_bytes(bytes in vec(any::<u8>(), 0..256)) {
         let _ = decode_value(&bytes);
-        let _ = Header::decode(&bytes);
+        prop_assert_eq!(Header::decode(&bytes), Header::decode_tree(&bytes));
+    }
+
+    /// The one-pass header decoder and the tree decoder agree on every input: headers,
+    /// headers cut short, and maps of header keys with values of every type.
+    #[test]
+    fn one_pass_and_tree_header_decoders_agree(
+        header in header(),
+        cut in any::<prop::sample::Index>(),
+        entries in vec(
+            (
+                prop::sample::select(vec![
+                    "type", "id", "method", "pcId", "dcLabel", "ok", "error", "event", "isBinary",
+                    "other",
+                ]),
+                prop_oneof![
+                    value(),
+                    prop::sample::select(vec!["req", "res", "evt"]).prop_map(Value::from),
+                ],
+            ),
+            0..10,
+        ),
+    ) {
+        let mut bytes = Vec::new();
+        header.encode(&mut bytes);
+        prop_assert_eq!(Header::decode(&bytes), Header::decode_tree(&bytes));
+        let short = &bytes[..cut.index(bytes.len())];
+        prop_assert_eq!(Header::decode(short), Header::decode_tree(short));
+        let map = Value::Map(entries.iter().map(|(k, v)| (Value::from(*k), v.clone())).collect());
+        let bytes = reencode(&map);
+        prop_assert_eq!(Header::decode(&bytes), Header::decode_tree(&bytes));
     }
 
     /// Maps with the header's own keys and values of every type: errors are fine, panics not;

@@ -1,12 +1,14 @@
-//! `Header::decode` on arbitrary bytes; whatever decodes must survive encode → decode
-//! unchanged, and encoding must then be stable.
+//! `Header::decode` on arbitrary bytes: it agrees with the tree decoder; whatever decodes
+//! must survive encode → decode unchanged, and encoding must then be stable.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use pion_node_rs::protocol::Header;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(header) = Header::decode(data) else {
+    let decoded = Header::decode(data);
+    assert_eq!(decoded, Header::decode_tree(data), "one-pass and tree decoders differ");
+    let Ok(header) = decoded else {
         return;
     };
     let mut bytes = Vec::new();

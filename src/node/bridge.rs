@@ -39,6 +39,7 @@ type WrapFn = FunctionRef<Unknown<'static>, Unknown<'static>>;
 struct Hooks {
     dispatch: DispatchFn,
     wrap_channel: WrapFn,
+    message: WrapFn,
 }
 
 thread_local! {
@@ -59,16 +60,20 @@ fn capture(f: Box<dyn FnOnce() + Send>) -> Vec<Notice> {
 }
 
 /// Called once by index.js: `dispatch(target, name, ...args)` emits one event (or logs a
-/// line); `wrapChannel(native)` wraps a channel the remote opened.
+/// line); `wrapChannel(native)` wraps a channel the remote opened; `message(target, data)`
+/// emits `message` with `{ data }` (the hot path, without rest arguments or an event object
+/// built property by property through napi).
 #[napi]
 #[allow(dead_code)] // called from JavaScript only
 pub fn init(
     dispatch: Function<Batch, Unknown<'static>>,
     wrap_channel: Function<Unknown<'static>, Unknown<'static>>,
+    message: Function<Unknown<'static>, Unknown<'static>>,
 ) -> Result<()> {
     let hooks = Hooks {
         dispatch: dispatch.create_ref()?,
         wrap_channel: wrap_channel.create_ref()?,
+        message: message.create_ref()?,
     };
     HOOKS.with(|h| *h.borrow_mut() = Some(hooks));
     Ok(())
@@ -385,11 +390,17 @@ unsafe fn set(
     key: &str,
     value: sys::napi_value,
 ) -> Result<()> {
-    let key = std::ffi::CString::new(key).expect("keys have no NUL");
+    // Keys are short literals: NUL-terminated on the stack, no allocation per property.
+    let mut buf = [0u8; 32];
+    assert!(
+        key.len() < buf.len() && !key.contains('\0'),
+        "short literal key"
+    );
+    buf[..key.len()].copy_from_slice(key.as_bytes());
     check_status!(sys::napi_set_named_property(
         env,
         object,
-        key.as_ptr(),
+        buf.as_ptr().cast(),
         value
     ))
 }
@@ -534,6 +545,7 @@ unsafe fn output(env: sys::napi_env, output: Output) -> Result<sys::napi_value> 
 struct Entries {
     env: sys::napi_env,
     dispatch: sys::napi_value,
+    message: sys::napi_value,
 }
 
 impl Entries {
@@ -543,18 +555,31 @@ impl Entries {
         name: &str,
         args: &[sys::napi_value],
     ) -> Result<()> {
-        let mut argv = Vec::with_capacity(args.len() + 2);
-        argv.push(target);
-        argv.push(js_string(self.env, name)?);
-        argv.extend_from_slice(args);
-        let this = undefined(self.env)?;
+        let mut argv = [ptr::null_mut(); 2 + MAX_EVENT_ARGS];
+        debug_assert!(args.len() <= MAX_EVENT_ARGS);
+        let n = 2 + args.len().min(MAX_EVENT_ARGS);
+        argv[0] = target;
+        argv[1] = js_string(self.env, name)?;
+        argv[2..n].copy_from_slice(&args[..n - 2]);
+        self.call(self.dispatch, &argv[..n]);
+        Ok(())
+    }
+
+    /// Emits `message` with `{ data }` on `target`.
+    unsafe fn message(&mut self, target: sys::napi_value, data: sys::napi_value) {
+        self.call(self.message, &[target, data]);
+    }
+
+    unsafe fn call(&mut self, function: sys::napi_value, argv: &[sys::napi_value]) {
+        let mut this = ptr::null_mut();
+        sys::napi_get_undefined(self.env, &mut this);
         let mut result = ptr::null_mut();
-        // The dispatcher catches what listeners throw; a failure here (an exception it let
-        // through, a dying environment) must not stop the rest of the batch.
+        // The JavaScript side catches what listeners throw; a failure here (an exception it
+        // let through, a dying environment) must not stop the rest of the batch.
         let status = sys::napi_call_function(
             self.env,
             this,
-            self.dispatch,
+            function,
             argv.len(),
             argv.as_ptr(),
             &mut result,
@@ -563,9 +588,11 @@ impl Entries {
             let mut exception = ptr::null_mut();
             sys::napi_get_and_clear_last_exception(self.env, &mut exception);
         }
-        Ok(())
     }
 }
+
+/// The most arguments an event hands to the dispatcher after target and name.
+const MAX_EVENT_ARGS: usize = 4;
 
 impl ToNapiValue for Batch {
     unsafe fn to_napi_value(env: sys::napi_env, batch: Self) -> Result<sys::napi_value> {
@@ -573,17 +600,21 @@ impl ToNapiValue for Batch {
             return undefined(env);
         };
         let env_ref = Env::from_raw(env);
-        let dispatch = HOOKS.with(|hooks| {
-            hooks
-                .borrow()
-                .as_ref()
-                .and_then(|h| h.dispatch.borrow_back(&env_ref).ok())
-                .map(|f| f.raw())
+        let functions = HOOKS.with(|hooks| {
+            let hooks = hooks.borrow();
+            let hooks = hooks.as_ref()?;
+            let dispatch = hooks.dispatch.borrow_back(&env_ref).ok()?.raw();
+            let message = hooks.message.borrow_back(&env_ref).ok()?.raw();
+            Some((dispatch, message))
         });
-        let Some(dispatch) = dispatch else {
+        let Some((dispatch, message)) = functions else {
             return undefined(env);
         };
-        let mut out = Entries { env, dispatch };
+        let mut out = Entries {
+            env,
+            dispatch,
+            message,
+        };
         let ipc = bridge.target(env, IPC_TARGET);
         if let (Some(ipc), true) = (ipc, batch.dropped_logs > 0) {
             let line = format!(
@@ -675,9 +706,7 @@ unsafe fn convert_notice(
                     } else {
                         js_string(env, &String::from_utf8_lossy(&data))?
                     };
-                    let event = object(env)?;
-                    set(env, event, "data", value)?;
-                    out.push(target, name, &[event])?;
+                    out.message(target, value);
                 }
                 ChannelEvent::Error(text) => {
                     let err = errors::create(env, &crate::error::Error::Remote(text));

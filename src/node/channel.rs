@@ -9,6 +9,7 @@ use crate::events::Output;
 use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
+use std::borrow::Cow;
 use std::ptr;
 use std::sync::Arc;
 
@@ -33,9 +34,9 @@ pub struct ChannelHandle {
 
 /// The bytes of `data` and whether they are binary: Buffers, ArrayBuffers and every
 /// ArrayBuffer view are binary (exactly the view's bytes); anything else is `String(data)`.
-fn message_bytes(env: &Env, data: &Unknown) -> Result<(Vec<u8>, bool)> {
+fn message_bytes<'a>(env: &Env, data: &'a Unknown) -> Result<(Cow<'a, [u8]>, bool)> {
     if let Some(bytes) = convert::binary(data) {
-        return Ok((bytes.to_vec(), true));
+        return Ok((Cow::Borrowed(bytes), true));
     }
     let mut text = ptr::null_mut();
     // SAFETY: JavaScript thread, live value; String() semantics.
@@ -43,7 +44,14 @@ fn message_bytes(env: &Env, data: &Unknown) -> Result<(Vec<u8>, bool)> {
     // SAFETY: a string value of this env.
     let text = unsafe { Unknown::from_raw_unchecked(env.raw(), text) };
     let text = convert::string("data", &text).map_err(|e| errors::throw(env, e))?;
-    Ok((text.into_bytes(), false))
+    Ok((Cow::Owned(text.into_bytes()), false))
+}
+
+/// Wakes the writers of the sidecars that `send()` queued frames for since the last call.
+#[napi]
+#[allow(dead_code)] // called from JavaScript only
+pub fn flush_writes() {
+    crate::sidecar::process::flush_deferred_writes();
 }
 
 #[napi]
@@ -106,8 +114,8 @@ impl NativeDataChannel {
     #[napi]
     pub fn send(&self, env: Env, data: Unknown) -> Result<()> {
         let (bytes, binary) = message_bytes(&env, &data)?;
-        self.channel
-            .send(bytes, binary)
+        // index.js flushes from a microtask after every send(): one writer wake-up per burst
+        crate::sidecar::process::defer_writes(|| self.channel.send(&bytes, binary))
             .map_err(|e| errors::throw(&env, e))
     }
 

@@ -1,6 +1,6 @@
 //! Length-prefixed frames: `[u32 LE length][u16 LE header length][header][payload]`.
 
-use super::header::{Header, HeaderError};
+use super::header::{EncodeHeader, Header, HeaderError};
 use bytes::{Buf, Bytes, BytesMut};
 use thiserror::Error;
 
@@ -28,10 +28,14 @@ pub enum FrameError {
 
 /// Appends one frame to `out`. Fails, writing nothing, when the frame would exceed the bound
 /// or the header would not fit its 16-bit length field.
-pub fn encode_frame(header: &Header, payload: &[u8], out: &mut Vec<u8>) -> Result<(), FrameError> {
+pub fn encode_frame(
+    header: &impl EncodeHeader,
+    payload: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), FrameError> {
     let start = out.len();
     out.extend_from_slice(&[0; 6]);
-    header.encode(out);
+    header.encode_header(out);
     let header_len = out.len() - start - 6;
     let frame_len = 2 + header_len + payload.len();
     if header_len > usize::from(u16::MAX) {

@@ -65,40 +65,38 @@ impl Header {
     /// Appends the msgpack encoding of this header. Integers are unsigned, booleans real
     /// booleans and empty strings left out, as the sidecar requires (PROTOCOL.md, trap 1).
     pub fn encode(&self, out: &mut Vec<u8>) {
-        let strings: [(&str, &str); 5] = [
-            ("method", &self.method),
-            ("pcId", &self.pc_id),
-            ("dcLabel", &self.dc_label),
-            ("error", &self.error),
-            ("event", &self.event),
-        ];
-        let present = strings.iter().filter(|(_, v)| !v.is_empty()).count();
-        let len = 2 + present + usize::from(self.ok.is_some()) + usize::from(self.is_binary);
-        // Writes into a Vec cannot fail.
-        let _ = rmp::encode::write_map_len(out, len as u32);
-        write_str(out, "type");
-        write_str(out, self.kind.as_str());
-        write_str(out, "id");
-        let _ = rmp::encode::write_uint(out, u64::from(self.id));
-        for (key, value) in strings {
-            if !value.is_empty() {
-                write_str(out, key);
-                write_str(out, value);
-            }
-        }
-        if let Some(ok) = self.ok {
-            write_str(out, "ok");
-            let _ = rmp::encode::write_bool(out, ok);
-        }
-        if self.is_binary {
-            write_str(out, "isBinary");
-            let _ = rmp::encode::write_bool(out, true);
-        }
+        encode_parts(
+            out,
+            self.kind,
+            self.id,
+            [
+                ("method", &self.method),
+                ("pcId", &self.pc_id),
+                ("dcLabel", &self.dc_label),
+                ("error", &self.error),
+                ("event", &self.event),
+            ],
+            self.ok,
+            self.is_binary,
+        );
     }
 
     /// Decodes a header as the sidecar writes it. Unknown keys are ignored; known keys of the
     /// wrong type are errors, since they mean the stream cannot be trusted.
+    ///
+    /// Headers as the sidecar writes them (a map of string keys and scalar values) are read
+    /// in one pass without building a value tree; anything else, including every error, goes
+    /// through [`Header::decode_tree`], so both give the same answer for any input (checked
+    /// by property tests and the `header` fuzz target).
     pub fn decode(bytes: &[u8]) -> Result<Self, HeaderError> {
+        match fast::decode(bytes) {
+            Some(header) => Ok(header),
+            None => Self::decode_tree(bytes),
+        }
+    }
+
+    /// The reference decoder: the whole value tree first, then the keys.
+    pub fn decode_tree(bytes: &[u8]) -> Result<Self, HeaderError> {
         let Value::Map(entries) = decode_value(bytes)? else {
             return Err(HeaderError::NotAMap);
         };
@@ -134,6 +132,224 @@ impl Header {
             other => return Err(HeaderError::BadType(other.unwrap_or("").to_owned())),
         };
         Ok(header)
+    }
+}
+
+/// A request header over borrowed strings: what every request encodes, without copying the
+/// connection id and label per message.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestHeader<'a> {
+    pub id: u32,
+    pub method: &'a str,
+    pub pc_id: &'a str,
+    pub dc_label: &'a str,
+    pub is_binary: bool,
+}
+
+/// Something that can be written as a frame header.
+pub trait EncodeHeader {
+    fn encode_header(&self, out: &mut Vec<u8>);
+}
+
+impl EncodeHeader for Header {
+    fn encode_header(&self, out: &mut Vec<u8>) {
+        self.encode(out);
+    }
+}
+
+impl EncodeHeader for RequestHeader<'_> {
+    fn encode_header(&self, out: &mut Vec<u8>) {
+        encode_parts(
+            out,
+            FrameType::Request,
+            self.id,
+            [
+                ("method", self.method),
+                ("pcId", self.pc_id),
+                ("dcLabel", self.dc_label),
+                ("error", ""),
+                ("event", ""),
+            ],
+            None,
+            self.is_binary,
+        );
+    }
+}
+
+fn encode_parts(
+    out: &mut Vec<u8>,
+    kind: FrameType,
+    id: u32,
+    strings: [(&str, &str); 5],
+    ok: Option<bool>,
+    is_binary: bool,
+) {
+    let present = strings.iter().filter(|(_, v)| !v.is_empty()).count();
+    let len = 2 + present + usize::from(ok.is_some()) + usize::from(is_binary);
+    // Writes into a Vec cannot fail.
+    let _ = rmp::encode::write_map_len(out, len as u32);
+    write_str(out, "type");
+    write_str(out, kind.as_str());
+    write_str(out, "id");
+    let _ = rmp::encode::write_uint(out, u64::from(id));
+    for (key, value) in strings {
+        if !value.is_empty() {
+            write_str(out, key);
+            write_str(out, value);
+        }
+    }
+    if let Some(ok) = ok {
+        write_str(out, "ok");
+        let _ = rmp::encode::write_bool(out, ok);
+    }
+    if is_binary {
+        write_str(out, "isBinary");
+        let _ = rmp::encode::write_bool(out, true);
+    }
+}
+
+/// The one-pass decoder of ordinary headers. `None` means "not ordinary": the caller falls
+/// back to the tree decoder, which also produces the exact error.
+mod fast {
+    use super::{FrameType, Header};
+
+    struct Cursor<'a>(&'a [u8]);
+
+    impl<'a> Cursor<'a> {
+        fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+            if self.0.len() < n {
+                return None;
+            }
+            let (head, tail) = self.0.split_at(n);
+            self.0 = tail;
+            Some(head)
+        }
+
+        fn byte(&mut self) -> Option<u8> {
+            self.take(1).map(|b| b[0])
+        }
+
+        fn be(&mut self, n: usize) -> Option<u64> {
+            Some(
+                self.take(n)?
+                    .iter()
+                    .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)),
+            )
+        }
+
+        /// A string after its marker; invalid UTF-8 is not ordinary.
+        fn str_body(&mut self, marker: u8) -> Option<&'a str> {
+            let len = match marker {
+                0xa0..=0xbf => usize::from(marker & 0x1f),
+                0xd9..=0xdb => self.be(1 << (marker - 0xd9))? as usize,
+                _ => return None,
+            };
+            std::str::from_utf8(self.take(len)?).ok()
+        }
+    }
+
+    enum Scalar<'a> {
+        Nil,
+        Bool(bool),
+        Uint(u64),
+        Str(&'a str),
+        /// Negative integers, floats, binaries: only ever skipped.
+        Other,
+    }
+
+    fn scalar<'a>(c: &mut Cursor<'a>) -> Option<Scalar<'a>> {
+        let marker = c.byte()?;
+        Some(match marker {
+            0x00..=0x7f => Scalar::Uint(u64::from(marker)),
+            0xa0..=0xbf | 0xd9..=0xdb => Scalar::Str(c.str_body(marker)?),
+            0xc0 => Scalar::Nil,
+            0xc2 => Scalar::Bool(false),
+            0xc3 => Scalar::Bool(true),
+            0xcc..=0xcf => Scalar::Uint(c.be(1 << (marker - 0xcc))?),
+            0xe0..=0xff => Scalar::Other,
+            0xd0..=0xd3 => {
+                c.take(1 << (marker - 0xd0))?;
+                Scalar::Other
+            }
+            0xca => {
+                c.take(4)?;
+                Scalar::Other
+            }
+            0xcb => {
+                c.take(8)?;
+                Scalar::Other
+            }
+            0xc4..=0xc6 => {
+                let len = c.be(1 << (marker - 0xc4))? as usize;
+                c.take(len)?;
+                Scalar::Other
+            }
+            // containers, extension types, unused markers
+            _ => return None,
+        })
+    }
+
+    fn text(value: Scalar<'_>) -> Option<String> {
+        match value {
+            Scalar::Str(s) => Some(s.to_owned()),
+            Scalar::Nil => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    fn flag(value: Scalar<'_>) -> Option<Option<bool>> {
+        match value {
+            Scalar::Bool(b) => Some(Some(b)),
+            Scalar::Nil => Some(None),
+            _ => None,
+        }
+    }
+
+    pub(super) fn decode(bytes: &[u8]) -> Option<Header> {
+        let mut c = Cursor(bytes);
+        let marker = c.byte()?;
+        let len = match marker {
+            0x80..=0x8f => usize::from(marker & 0x0f),
+            0xde => c.be(2)? as usize,
+            _ => return None,
+        };
+        let mut header = Header::default();
+        let mut kind = None;
+        for _ in 0..len {
+            let key_marker = c.byte()?;
+            let key = c.str_body(key_marker)?;
+            let value = scalar(&mut c)?;
+            match key {
+                "type" => {
+                    kind = Some(match value {
+                        Scalar::Str("req") => FrameType::Request,
+                        Scalar::Str("res") => FrameType::Response,
+                        Scalar::Str("evt") => FrameType::Event,
+                        _ => return None,
+                    })
+                }
+                "id" => {
+                    header.id = match value {
+                        Scalar::Uint(id) => u32::try_from(id).ok()?,
+                        Scalar::Nil => 0,
+                        _ => return None,
+                    }
+                }
+                "method" => header.method = text(value)?,
+                "pcId" => header.pc_id = text(value)?,
+                "dcLabel" => header.dc_label = text(value)?,
+                "error" => header.error = text(value)?,
+                "event" => header.event = text(value)?,
+                "ok" => header.ok = flag(value)?,
+                "isBinary" => header.is_binary = flag(value)?.unwrap_or(false),
+                _ => {}
+            }
+        }
+        if !c.0.is_empty() {
+            return None;
+        }
+        header.kind = kind?;
+        Some(header)
     }
 }
 
@@ -191,6 +407,34 @@ mod tests {
         let mut bytes = Vec::new();
         header.encode(&mut bytes);
         assert_eq!(Header::decode(&bytes).unwrap(), header);
+        // what the sidecar writes takes the one-pass path
+        assert_eq!(fast::decode(&bytes), Some(header));
+    }
+
+    #[test]
+    fn borrowed_request_header_encodes_like_the_owned_one() {
+        for is_binary in [false, true] {
+            let owned = Header {
+                kind: FrameType::Request,
+                id: 70_000,
+                method: "dc.send".into(),
+                pc_id: "pc-1".into(),
+                dc_label: "chat".into(),
+                is_binary,
+                ..Header::default()
+            };
+            let borrowed = RequestHeader {
+                id: 70_000,
+                method: "dc.send",
+                pc_id: "pc-1",
+                dc_label: "chat",
+                is_binary,
+            };
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            owned.encode(&mut a);
+            borrowed.encode_header(&mut b);
+            assert_eq!(a, b);
+        }
     }
 
     #[test]

@@ -6,4 +6,4 @@ pub mod messages;
 pub mod value;
 
 pub use frame::{encode_frame, Frame, FrameDecoder, FrameError, MAX_FRAME_LEN};
-pub use header::{FrameType, Header, HeaderError};
+pub use header::{EncodeHeader, FrameType, Header, HeaderError, RequestHeader};

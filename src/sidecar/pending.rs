@@ -5,6 +5,7 @@
 
 use crate::error::Error;
 use crate::protocol::Frame;
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -31,8 +32,35 @@ impl Responder {
     }
 }
 
+/// The methods this crate sends itself, kept as static strings so that registering one of
+/// them allocates nothing (every `dc.send` is registered).
+const KNOWN_METHODS: &[&str] = &[
+    "dc.send",
+    "dc.getBA",
+    "dc.setBALT",
+    "dc.create",
+    "dc.close",
+    "ping",
+    "pc.create",
+    "pc.close",
+    "pc.createOffer",
+    "pc.createAnswer",
+    "pc.setLocalDescription",
+    "pc.setRemoteDescription",
+    "pc.addIceCandidate",
+    "pc.restartIce",
+    "pc.getSctpStats",
+];
+
+fn method_name(method: &str) -> Cow<'static, str> {
+    match KNOWN_METHODS.iter().find(|m| **m == method) {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(method.to_owned()),
+    }
+}
+
 struct Entry {
-    method: String,
+    method: Cow<'static, str>,
     seq: u64,
     reply: Responder,
 }
@@ -93,7 +121,7 @@ impl PendingRequests {
         table.entries.insert(
             id,
             Entry {
-                method: method.to_owned(),
+                method: method_name(method),
                 seq,
                 reply,
             },
@@ -106,7 +134,7 @@ impl PendingRequests {
     }
 
     /// Takes the waiting request `id`, returning its method and reply sender.
-    pub fn take(&self, id: u32) -> Option<(String, Responder)> {
+    pub fn take(&self, id: u32) -> Option<(Cow<'static, str>, Responder)> {
         let entry = self.table.lock().unwrap().entries.remove(&id)?;
         Some((entry.method, entry.reply))
     }
@@ -168,7 +196,7 @@ impl PendingRequests {
                 let any = !expired.is_empty();
                 for (id, entry) in expired {
                     entry.reply.respond(Err(Error::Timeout {
-                        method: entry.method,
+                        method: entry.method.into_owned(),
                         id,
                     }));
                 }

@@ -4,7 +4,8 @@
 use super::backlog::Backlog;
 use super::pending::{PendingRequests, Reply, Responder};
 use crate::error::Error;
-use crate::protocol::{encode_frame, Frame, FrameDecoder, FrameType, Header};
+use crate::protocol::{encode_frame, Frame, FrameDecoder, FrameType, RequestHeader};
+use std::cell::{Cell, RefCell};
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -246,14 +247,12 @@ impl Sidecar {
     ) -> Result<(), (Error, Responder)> {
         let pending = &self.shared.pending;
         let id = pending.register_with(method, reply)?;
-        let header = Header {
-            kind: FrameType::Request,
+        let header = RequestHeader {
             id,
-            method: method.to_owned(),
-            pc_id: pc_id.to_owned(),
-            dc_label: dc_label.to_owned(),
+            method,
+            pc_id,
+            dc_label,
             is_binary,
-            ..Header::default()
         };
         let mut outbox = self.shared.outbox.lock().unwrap();
         let was_empty = outbox.buf.is_empty();
@@ -272,8 +271,9 @@ impl Sidecar {
                 None => Ok(()),
             };
         }
+        let large = outbox.buf.len() >= DEFER_LIMIT;
         drop(outbox);
-        if was_empty {
+        if (was_empty && !defer_wake(self)) || large {
             self.shared.outbox_ready.notify_one();
         }
         Ok(())
@@ -340,6 +340,52 @@ impl Sidecar {
         }
         self.shared.pending.close(Error::Stopped);
     }
+}
+
+/// Outgoing bytes beyond which a deferred writer is woken at once anyway.
+const DEFER_LIMIT: usize = 256 * 1024;
+
+thread_local! {
+    /// Set while [`defer_writes`] runs on this thread.
+    static DEFERRING: Cell<bool> = const { Cell::new(false) };
+    /// Sidecars whose writer was not woken for requests made under [`defer_writes`].
+    static DEFERRED: RefCell<Vec<Sidecar>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f`; requests it makes on this thread do not wake their sidecar's writer, which
+/// [`flush_deferred_writes`] does later, once for a whole burst of requests (JavaScript calls
+/// it from a microtask after `send()`). Only for callers that guarantee that flush.
+pub fn defer_writes<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            DEFERRING.with(|d| d.set(self.0));
+        }
+    }
+    let _reset = Reset(DEFERRING.with(|d| d.replace(true)));
+    f()
+}
+
+/// Wakes the writers of everything deferred on this thread.
+pub fn flush_deferred_writes() {
+    let sidecars = DEFERRED.with(|d| std::mem::take(&mut *d.borrow_mut()));
+    for sidecar in sidecars {
+        sidecar.shared.outbox_ready.notify_one();
+    }
+}
+
+/// Records `sidecar` for the next flush when deferring; false when the caller must wake.
+fn defer_wake(sidecar: &Sidecar) -> bool {
+    if !DEFERRING.with(Cell::get) {
+        return false;
+    }
+    DEFERRED.with(|d| {
+        let mut list = d.borrow_mut();
+        if !list.iter().any(|s| Arc::ptr_eq(&s.shared, &sidecar.shared)) {
+            list.push(sidecar.clone());
+        }
+    });
+    true
 }
 
 async fn write_loop(shared: Arc<Shared>, mut stdin: ChildStdin) {
