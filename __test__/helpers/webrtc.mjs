@@ -17,10 +17,14 @@ function trickle(from, to) {
 }
 
 /** Two connected peers with an open channel each way: { a, b, dcA, dcB }. B runs on `ipcB`
- * when given (its own sidecar), else on `ipc` too. */
-export async function connectPair(ipc, { label = 'chat', ordered = true, ms = 20000, ipcB = ipc } = {}) {
-  const a = new RTCPeerConnection({ _ipc: ipc })
-  const b = new RTCPeerConnection({ _ipc: ipcB })
+ * when given (its own sidecar), else on `ipc` too. `Peer` is the RTCPeerConnection class
+ * (the benchmark passes another SDK's). */
+export async function connectPair(
+  ipc,
+  { label = 'chat', ordered = true, ms = 20000, ipcB = ipc, Peer = RTCPeerConnection } = {},
+) {
+  const a = new Peer({ _ipc: ipc })
+  const b = new Peer({ _ipc: ipcB })
   const toB = trickle(a, b)
   const toA = trickle(b, a)
   const dcA = a.createDataChannel(label, { ordered })
