@@ -51,6 +51,12 @@ const FALLBACK_MS = Number(process.env.BENCH_FALLBACK_MS ?? 100)
 // 0.95 -> 11,207 / 11,071). The ceiling likewise uses its fastest threshold (CEILING_LOW).
 const LOW_FRACTION = Number(process.env.BENCH_LOW ?? 0.75)
 const LOW = (limit) => Math.floor(limit * LOW_FRACTION)
+// Both sides create the measured connections with settings.sctpRtoMax = BENCH_RTO_MAX ms
+// (default 200; 0 keeps pion's own). Under load the veth drops UDP packets (the receiving
+// socket's buffer overflows while a 2-core machine is busy), and pion then stalls for a whole
+// retransmission timeout, about a second with its defaults: (c) was bimodal because of it.
+const RTO_MAX = Number(process.env.BENCH_RTO_MAX ?? 200)
+const SETTINGS = RTO_MAX > 0 ? { sctpRtoMax: RTO_MAX } : undefined
 const SLOW_MB = Number(process.env.BENCH_SLOW_MB ?? 1024)
 const SLOW_US = Number(process.env.BENCH_SLOW_US ?? 4000)
 
@@ -397,7 +403,8 @@ function runCeiling() {
   const bin = join(root, 'target', 'release', 'examples', 'ceiling')
   const json = join(tmpdir(), `ceiling-${process.pid}.json`)
   return new Promise((resolve) => {
-    execFile(bin, [json], { cwd: root, timeout: CEILING_MS, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+    const env = { ...process.env, CEILING_RTO_MAX: String(Math.max(0, RTO_MAX)) }
+    execFile(bin, [json], { cwd: root, env, timeout: CEILING_MS, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
       let result = null
       try {
         result = JSON.parse(readFileSync(json, 'utf8'))
@@ -434,7 +441,7 @@ async function phase(name, fn) {
 const only = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((x) => x.trim())) : null
 const want = (k) => !only || only.has(k)
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3))
-const results = { when: new Date().toISOString(), node: process.version, module: MODULE, rounds: [] }
+const results = { when: new Date().toISOString(), node: process.version, module: MODULE, settings: SETTINGS ?? null, rounds: [] }
 if (want('e')) results.start = await phase('(e) start() x10', measureStart)
 
 const nodeCases = ['a', 'b', 'c', 'd', 'g'].some(want)
@@ -446,7 +453,7 @@ if (nodeCases || want('e')) {
   if (want('e')) results.connect = await phase('(e) connectPair x5', () => measureConnect(ipc))
 }
 if (nodeCases) {
-  pair = await withTimeout(connectPair(ipc, { label: 'bench' }), CONNECT_MS, 'connectPair')
+  pair = await withTimeout(connectPair(ipc, { label: 'bench', settings: SETTINGS }), CONNECT_MS, 'connectPair')
   await phase('warm-up', async () => {
     await echo(pair, 200, 'warm-up echo')
     await bulk(pair, { n: 2000, limit: 65536, low: 32768, ...binaryMsg(1024), what: 'warm-up bulk' })
@@ -539,7 +546,7 @@ const table = [
 ]
 const widths = table[0].map((_, i) => Math.max(...table.map((r) => r[i].length)))
 console.log()
-console.log(`medians of ${results.rounds.length} round(s); (runs) is the range`)
+console.log(`medians of ${results.rounds.length} round(s); (runs) is the range; connection settings ${JSON.stringify(SETTINGS ?? {})} on both sides`)
 for (const [i, r] of table.entries()) {
   console.log(r.map((cell, j) => (j < 2 || j === 7 ? cell.padEnd(widths[j]) : cell.padStart(widths[j]))).join('  '))
   if (i === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '))

@@ -736,10 +736,16 @@ impl Results {
 
 async fn connect(st: &Arc<State>, sidecar: &Sidecar) -> Result<(), String> {
     for pc in PCS {
+        let rto_max = env_u64("CEILING_RTO_MAX", 0);
         let create = PcCreate {
             pc_id: pc.to_owned(),
             ice_servers: Vec::new(),
-            settings: None,
+            settings: (rto_max > 0).then(|| {
+                rmpv::Value::Map(vec![(
+                    rmpv::Value::from("sctpRtoMax"),
+                    rmpv::Value::from(rto_max),
+                )])
+            }),
         };
         call(sidecar, "pc.create", pc, &messages::encode(&create)).await?;
     }
