@@ -3,10 +3,11 @@
 //   scripts/netns-run.sh node benches/bench.mjs [out.json]   (default target/bench.json)
 //
 // Two connections A and B over ONE PionIpc (connectPair), channel A -> B, then:
-//  (a) 1 KiB binary msg/s, paced: send while bufferedAmount < 64 KiB, resume on
-//      'bufferedamountlow' (threshold 48 KiB, BENCH_LOW), N=50,000
+//  (a) 1 KiB binary msg/s, paced as the ceiling is: a message goes out while bufferedAmount
+//      plus its size stays within 64 KiB; resume on 'bufferedamountlow' (threshold 48 KiB,
+//      BENCH_LOW), N=50,000
 //  (b) 16-byte text msg/s, same pacing, N=100,000
-//  (c) 65535-byte binary MB/s, paced < 128 KiB (threshold 96 KiB), N=2,000
+//  (c) 65535-byte binary MB/s, paced within 128 KiB (threshold 64 KiB + 2: one more fits), N=2,000
 //  (d) 64-byte echo round trip (B echoes), 5,000 sequential, p50/p99
 //  (e) start() median of 10, connectPair median of 5
 //  (f) CONCURRENT_PAIRS pairs connected at once on a fresh PionIpc: time, Node RSS, sidecar RSS
@@ -50,7 +51,8 @@ const FALLBACK_MS = Number(process.env.BENCH_FALLBACK_MS ?? 100)
 // Node in (a) (3 rounds each, twice: 0.5 -> 10,952 / 11,090 msg/s, 0.75 -> 11,732 / 11,675,
 // 0.95 -> 11,207 / 11,071). The ceiling likewise uses its fastest threshold (CEILING_LOW).
 const LOW_FRACTION = Number(process.env.BENCH_LOW ?? 0.75)
-const LOW = (limit) => Math.floor(limit * LOW_FRACTION)
+// Never above the limit minus one message: at the threshold one more message must fit.
+const LOW = (limit, size) => Math.min(Math.floor(limit * LOW_FRACTION), limit - size)
 // Both sides create the measured connections with settings.sctpRtoMax = BENCH_RTO_MAX ms
 // (default 200; 0 keeps pion's own). Under load the veth drops UDP packets (the receiving
 // socket's buffer overflows while a 2-core machine is busy), and pion then stalls for a whole
@@ -97,7 +99,7 @@ function deadline(ms, what) {
  * Sends n messages A -> B paced on bufferedAmount and waits until B received and checked them
  * all. make(i) builds message i; check(data, i) returns an error string or null.
  */
-async function bulk({ dcA, dcB }, { n, limit, low, make, check, what, limitMs = PHASE_MS }) {
+async function bulk({ dcA, dcB }, { n, limit, low, size, make, check, what, limitMs = PHASE_MS }) {
   const dl = deadline(limitMs, what)
   let received = 0
   let error = null
@@ -148,7 +150,8 @@ async function bulk({ dcA, dcB }, { n, limit, low, make, check, what, limitMs = 
     const send = async () => {
       let i = 0
       while (i < n) {
-        while (i < n && dcA.bufferedAmount < limit) dcA.send(make(i++))
+        // the ceiling's rule: a message goes out when it fits within the limit
+        while (i < n && dcA.bufferedAmount + size <= limit) dcA.send(make(i++))
         if (i < n) await dl.guard(waitLow())
         if (error) return
       }
@@ -434,13 +437,13 @@ async function phase(name, fn) {
 
 // ---- measure ----
 // BENCH_ONLY=a,c,h (letters, 'ceiling') runs a subset, for experiments; the default is all.
-// BENCH_ROUNDS (default 3): (a)-(d) through Node and the ceiling binary take turns this many
+// BENCH_ROUNDS (default 5): (a)-(d) through Node and the ceiling binary take turns this many
 // times, and the table compares the medians. pion's SCTP now and then stalls for about a
 // second (its receive window stuck near zero until a retransmission timeout), in either run,
 // so one round alone says little.
 const only = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((x) => x.trim())) : null
 const want = (k) => !only || only.has(k)
-const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3))
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 5))
 const results = { when: new Date().toISOString(), node: process.version, module: MODULE, settings: SETTINGS ?? null, rounds: [] }
 if (want('e')) results.start = await phase('(e) start() x10', measureStart)
 
@@ -456,7 +459,7 @@ if (nodeCases) {
   pair = await withTimeout(connectPair(ipc, { label: 'bench', settings: SETTINGS }), CONNECT_MS, 'connectPair')
   await phase('warm-up', async () => {
     await echo(pair, 200, 'warm-up echo')
-    await bulk(pair, { n: 2000, limit: 65536, low: 32768, ...binaryMsg(1024), what: 'warm-up bulk' })
+    await bulk(pair, { n: 2000, limit: 65536, low: LOW(65536, 1024), size: 1024, ...binaryMsg(1024), what: 'warm-up bulk' })
   })
 }
 for (let r = 1; r <= ROUNDS && (nodeCases || want('ceiling')); r++) {
@@ -464,17 +467,17 @@ for (let r = 1; r <= ROUNDS && (nodeCases || want('ceiling')); r++) {
   const tag = ROUNDS > 1 ? `[${r}/${ROUNDS}] ` : ''
   if (want('a') || want('g')) {
     round.msgs_1k = await phase(`${tag}(a) 1 KiB x 50,000`, () =>
-      bulk(pair, { n: 50000, limit: 65536, low: LOW(65536), ...binaryMsg(1024), what: '1 KiB' }),
+      bulk(pair, { n: 50000, limit: 65536, low: LOW(65536, 1024), size: 1024, ...binaryMsg(1024), what: '1 KiB' }),
     )
   }
   if (want('b') || want('g')) {
     round.msgs_16b = await phase(`${tag}(b) 16 B text x 100,000`, () =>
-      bulk(pair, { n: 100000, limit: 65536, low: LOW(65536), ...textMsg, what: '16 B text' }),
+      bulk(pair, { n: 100000, limit: 65536, low: LOW(65536, 16), size: 16, ...textMsg, what: '16 B text' }),
     )
   }
   if (want('c')) {
     round.msgs_64k = await phase(`${tag}(c) 65535 B x 2,000`, async () => {
-      const res = await bulk(pair, { n: 2000, limit: 131072, low: LOW(131072), ...binaryMsg(65535), what: '65535 B' })
+      const res = await bulk(pair, { n: 2000, limit: 131072, low: LOW(131072, 65535), size: 65535, ...binaryMsg(65535), what: '65535 B' })
       return { ...res, mb_per_s: (res.n * 65535) / res.seconds / 1e6 }
     })
   }
