@@ -165,8 +165,8 @@ class RTCDataChannel extends EventEmitter {
   }
 
   send(data) {
-    // Frames of send() are written by the sidecar's writer, woken once per burst from a
-    // microtask instead of once per message.
+    // The frames of a burst of send() calls go to the sidecar together, from a microtask
+    // (written right there when the pipe takes them, else by the writer task).
     if (!flushQueued) {
       flushQueued = true
       queueMicrotask(flushWrites)
