@@ -93,7 +93,12 @@ fn run(case: &str, n: u64) -> u64 {
     sum
 }
 
-const CASES: [&str; 4] = ["decode-fast", "decode-tree", "encode-borrowed", "encode-owned"];
+const CASES: [&str; 4] = [
+    "decode-fast",
+    "decode-tree",
+    "encode-borrowed",
+    "encode-owned",
+];
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
