@@ -66,6 +66,24 @@ fn frames(max_payload: usize, max_frames: usize) -> impl Strategy<Value = Vec<(H
 }
 
 /// A msgpack value of any kind the codec supports, nested a few levels.
+/// Up to 10 entries of a header-like map: the header's own keys (and one other) with values
+/// of every type, valid frame types among them.
+fn header_entries() -> impl Strategy<Value = Vec<(&'static str, Value)>> {
+    vec(
+        (
+            prop::sample::select(vec![
+                "type", "id", "method", "pcId", "dcLabel", "ok", "error", "event", "isBinary",
+                "other",
+            ]),
+            prop_oneof![
+                value(),
+                prop::sample::select(vec!["req", "res", "evt"]).prop_map(Value::from),
+            ],
+        ),
+        0..10,
+    )
+}
+
 fn value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Nil),
@@ -303,19 +321,7 @@ proptest! {
     fn one_pass_and_tree_header_decoders_agree(
         header in header(),
         cut in any::<prop::sample::Index>(),
-        entries in vec(
-            (
-                prop::sample::select(vec![
-                    "type", "id", "method", "pcId", "dcLabel", "ok", "error", "event", "isBinary",
-                    "other",
-                ]),
-                prop_oneof![
-                    value(),
-                    prop::sample::select(vec!["req", "res", "evt"]).prop_map(Value::from),
-                ],
-            ),
-            0..10,
-        ),
+        entries in header_entries(),
     ) {
         let mut bytes = Vec::new();
         header.encode(&mut bytes);
@@ -331,19 +337,7 @@ proptest! {
     /// what decodes has the values it was given.
     #[test]
     fn header_decode_never_panics_on_wrong_types(
-        entries in vec(
-            (
-                prop::sample::select(vec![
-                    "type", "id", "method", "pcId", "dcLabel", "ok", "error", "event", "isBinary",
-                    "other",
-                ]),
-                prop_oneof![
-                    value(),
-                    prop::sample::select(vec!["req", "res", "evt"]).prop_map(Value::from),
-                ],
-            ),
-            0..10,
-        ),
+        entries in header_entries(),
     ) {
         let map = Value::Map(entries.iter().map(|(k, v)| (Value::from(*k), v.clone())).collect());
         let bytes = reencode(&map);
