@@ -365,19 +365,29 @@ describe('backpressure from a slow consumer', () => {
   // The first event's listener blocks the JavaScript thread until the fake has written at
   // least `until` bytes and then no more for 300 ms (or `maxMs` pass), and records what it
   // had written by then. Everything must still arrive afterwards, in order.
-  async function flood(limit, until, maxMs) {
+  // A PionIpc on the echo fake whose reader pauses past `limit` undelivered bytes (the
+  // variable is read when the instance is made).
+  function ipcWithBound(limit) {
     const saved = process.env.PION_NODE_RS_BACKLOG_BYTES
     process.env.PION_NODE_RS_BACKLOG_BYTES = String(limit)
-    let ipc
     try {
-      ipc = new PionIpc({ binPath: bin('echo'), logger: () => {} })
+      return new PionIpc({ binPath: bin('echo'), logger: () => {} })
     } finally {
       if (saved === undefined) delete process.env.PION_NODE_RS_BACKLOG_BYTES
       else process.env.PION_NODE_RS_BACKLOG_BYTES = saved
     }
-    const progress = path.join(tmp, `flood-${limit}`)
-    fs.writeFileSync(progress, '0')
-    const written = () => Number(fs.readFileSync(progress, 'utf8')) || 0
+  }
+
+  // A file the fake 'flood' writes its progress to, and a reader of it.
+  function progressFile(name) {
+    const file = path.join(tmp, name)
+    fs.writeFileSync(file, '0')
+    return { file, written: () => Number(fs.readFileSync(file, 'utf8')) || 0 }
+  }
+
+  async function flood(limit, until, maxMs) {
+    const ipc = ipcWithBound(limit)
+    const { file: progress, written } = progressFile(`flood-${limit}`)
     try {
       await withTimeout(ipc.start(), 5000, 'start()')
       let received = 0
@@ -417,13 +427,8 @@ describe('backpressure from a slow consumer', () => {
   })
 
   test('stop() while the reader is paused still ends the sidecar (its stdout is read again)', async () => {
-    const saved = process.env.PION_NODE_RS_BACKLOG_BYTES
-    process.env.PION_NODE_RS_BACKLOG_BYTES = String(MiB)
-    const ipc = new PionIpc({ binPath: bin('echo'), logger: () => {} })
-    if (saved === undefined) delete process.env.PION_NODE_RS_BACKLOG_BYTES
-    else process.env.PION_NODE_RS_BACKLOG_BYTES = saved
-    const progress = path.join(tmp, 'flood-stop')
-    fs.writeFileSync(progress, '0')
+    const ipc = ipcWithBound(MiB)
+    const { file: progress, written } = progressFile('flood-stop')
     await withTimeout(ipc.start(), 5000, 'start()')
     const pid = ipc.pid
     let stopping = null
@@ -434,7 +439,7 @@ describe('backpressure from a slow consumer', () => {
       let last = -1
       for (let i = 0; i < 100; i++) {
         busyWait(50)
-        const w = Number(fs.readFileSync(progress, 'utf8')) || 0
+        const w = written()
         if (w === last && w >= MiB) break
         last = w
       }
