@@ -755,24 +755,9 @@ async fn connect(st: &Arc<State>, sidecar: &Sidecar) -> Result<(), String> {
     };
     call_dc(sidecar, "dc.create", &messages::encode(&dc)).await?;
 
-    let offer = call(sidecar, "pc.createOffer", A, &[]).await?;
-    let offer: Sdp = messages::decode(&offer.payload).map_err(|e| format!("offer: {e}"))?;
-    let offer = messages::encode(&SessionDescription {
-        kind: "offer".into(),
-        sdp: offer.sdp,
-    });
-    call(sidecar, "pc.setLocalDescription", A, &offer).await?;
-    call(sidecar, "pc.setRemoteDescription", B, &offer).await?;
+    describe(sidecar, "offer", A, B).await?;
     st.remote_set(1);
-
-    let answer = call(sidecar, "pc.createAnswer", B, &[]).await?;
-    let answer: Sdp = messages::decode(&answer.payload).map_err(|e| format!("answer: {e}"))?;
-    let answer = messages::encode(&SessionDescription {
-        kind: "answer".into(),
-        sdp: answer.sdp,
-    });
-    call(sidecar, "pc.setLocalDescription", B, &answer).await?;
-    call(sidecar, "pc.setRemoteDescription", A, &answer).await?;
+    describe(sidecar, "answer", B, A).await?;
     st.remote_set(0);
 
     wait_until(st, "dc.open on A and B", LIMIT, || {
@@ -780,6 +765,25 @@ async fn connect(st: &Arc<State>, sidecar: &Sidecar) -> Result<(), String> {
         (s.a_open && s.b_announced && s.b_open).then_some(())
     })
     .await
+}
+
+/// `from` creates an offer or answer (`kind`) and sets it as its local description, `to` as
+/// its remote one.
+async fn describe(sidecar: &Sidecar, kind: &str, from: &str, to: &str) -> Result<(), String> {
+    let create = if kind == "offer" {
+        "pc.createOffer"
+    } else {
+        "pc.createAnswer"
+    };
+    let made = call(sidecar, create, from, &[]).await?;
+    let made: Sdp = messages::decode(&made.payload).map_err(|e| format!("{kind}: {e}"))?;
+    let description = messages::encode(&SessionDescription {
+        kind: kind.into(),
+        sdp: made.sdp,
+    });
+    call(sidecar, "pc.setLocalDescription", from, &description).await?;
+    call(sidecar, "pc.setRemoteDescription", to, &description).await?;
+    Ok(())
 }
 
 async fn run(st: &Arc<State>, bin: &Path, results: &mut Results) -> Result<Sidecar, String> {
