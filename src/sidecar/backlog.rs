@@ -35,10 +35,6 @@ impl Backlog {
         self.bytes.load(Ordering::Acquire)
     }
 
-    pub fn limit(&self) -> usize {
-        self.limit
-    }
-
     /// Counts `bytes` until the returned ticket is dropped.
     pub fn ticket(self: &Arc<Self>, bytes: usize) -> Ticket {
         self.bytes.fetch_add(bytes, Ordering::AcqRel);
