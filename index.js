@@ -5,6 +5,7 @@
 // side hands over in batches.
 
 const { EventEmitter } = require('node:events')
+const { markAsUntransferable } = require('node:worker_threads')
 const path = require('node:path')
 const binding = require('./binding.js')
 
@@ -45,9 +46,19 @@ function flushWrites() {
   binding.flushWrites()
 }
 
-// The hot path: one call per received message, the event object made here.
-function message(target, data) {
+// The hot path: one call per received message, the event object made here. A small binary
+// message comes as a slice (offset, length) of a pool ArrayBuffer shared with other messages;
+// like Node's own Buffer pool, a pool cannot be transferred away (postMessage copies it).
+let lastPool = null
+function message(target, data, offset, length) {
   if (target === undefined) return
+  if (length !== undefined) {
+    if (data !== lastPool) {
+      markAsUntransferable(data)
+      lastPool = data
+    }
+    data = Buffer.from(data, offset, length)
+  }
   try {
     target.emit('message', { data })
   } catch (err) {

@@ -778,6 +778,53 @@ describe('RTCDataChannel: data', () => {
     }
   })
 
+  test('received Buffers stay intact while kept, written to, or their memory transferred away', async () => {
+    let a, b
+    try {
+      let dcA, dcB
+      ;({ a, b, dcA, dcB } = await connectPair(ipc, { label: 'pool' }))
+      // sizes around the 4 KiB limit of pooled messages, enough of them to fill many pools
+      const sizes = [0, 1, 7, 1024, 4095, 4096, 4097, 16384, 65535]
+      const sent = []
+      for (let i = 0; i < 600; i++) {
+        const m = randomBytes(sizes[i % sizes.length])
+        sent.push(m)
+      }
+      const kept = []
+      let transferred = 0
+      dcB.on('message', ({ data }) => {
+        assert.ok(Buffer.isBuffer(data))
+        const i = kept.length
+        if (i % 7 === 3 && data.length > 0) {
+          // a listener transferring the memory behind its message: small messages share it,
+          // so it is copied instead (or refused, in newer Node versions), as Node's own
+          // Buffer pool is; a large message's own memory does move.
+          const copy = Buffer.from(data)
+          try {
+            structuredClone(data.buffer, { transfer: [data.buffer] })
+          } catch {}
+          transferred++
+          kept.push(copy)
+        } else {
+          kept.push(data)
+          // a listener scribbling over its own message touches nothing else
+          if (i % 5 === 0 && data.length > 0) data.fill(0xee)
+        }
+      })
+      for (const m of sent) dcA.send(m)
+      await until(() => kept.length === sent.length, 20000, 'all messages')
+      await sleep(50)
+      assert.equal(kept.length, sent.length)
+      assert.ok(transferred > 50)
+      kept.forEach((got, i) => {
+        const want = i % 5 === 0 && i % 7 !== 3 ? Buffer.alloc(sent[i].length, 0xee) : sent[i]
+        if (!got.equals(want)) assert.fail(`message ${i} (${sent[i].length} bytes) changed after delivery`)
+      })
+    } finally {
+      await closeAll(a, b)
+    }
+  })
+
   test('20,000 mixed messages sent in one loop arrive complete and in order', async () => {
     let a, b
     try {

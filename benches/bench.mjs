@@ -4,8 +4,8 @@
 //
 // Two connections A and B over ONE PionIpc (connectPair), channel A -> B, then:
 //  (a) 1 KiB binary msg/s, paced as the ceiling is: a message goes out while bufferedAmount
-//      plus its size stays within 64 KiB; resume on 'bufferedamountlow' (threshold 48 KiB,
-//      BENCH_LOW), N=50,000
+//      plus its size stays within 64 KiB; resume on 'bufferedamountlow' (threshold 63 KiB,
+//      the limit minus one message, as the ceiling's; BENCH_LOW), N=50,000
 //  (b) 16-byte text msg/s, same pacing, N=100,000
 //  (c) 65535-byte binary MB/s, paced within 128 KiB (threshold 64 KiB + 2: one more fits), N=2,000
 //  (d) 64-byte echo round trip (B echoes), 5,000 sequential, p50/p99
@@ -47,10 +47,13 @@ const PHASE_MS = 120_000 // upper bound of one measured phase
 const CONNECT_MS = 30_000 // upper bound of one connectPair
 const CEILING_MS = 300_000 // upper bound of the ceiling run
 const FALLBACK_MS = Number(process.env.BENCH_FALLBACK_MS ?? 100)
-// The 'bufferedamountlow' threshold as a fraction of the pacing limit: 0.75, the fastest for
-// Node in (a) (3 rounds each, twice: 0.5 -> 10,952 / 11,090 msg/s, 0.75 -> 11,732 / 11,675,
-// 0.95 -> 11,207 / 11,071). The ceiling likewise uses its fastest threshold (CEILING_LOW).
-const LOW_FRACTION = Number(process.env.BENCH_LOW ?? 0.75)
+// The 'bufferedamountlow' threshold as a fraction of the pacing limit. The default 1 makes it
+// the limit minus one message, the ceiling's own rule (CEILING_LOW=1, its fastest). Since the
+// sidecar's dc.bufferedamountlow is answered on the reader task, it is Node's fastest too:
+// node/ceiling in (a), 3 rounds each: 0.75 -> 0.78-0.90, 0.98 -> 0.92-0.96, 1 -> 0.84-1.09
+// (before that change 0.75 was: 0.5 -> 10,952 / 11,090 msg/s, 0.75 -> 11,732 / 11,675,
+// 0.95 -> 11,207 / 11,071).
+const LOW_FRACTION = Number(process.env.BENCH_LOW ?? 1)
 // Never above the limit minus one message: at the threshold one more message must fit.
 const LOW = (limit, size) => Math.min(Math.floor(limit * LOW_FRACTION), limit - size)
 // Both sides create the measured connections with settings.sctpRtoMax = BENCH_RTO_MAX ms
@@ -80,6 +83,16 @@ const vmRssKb = (pid) => {
   }
 }
 const newIpc = () => new PionIpc({ logger: () => {} })
+/** CPU seconds (user + system) process `pid` has used so far, from /proc (null if unreadable). */
+const cpuSeconds = (pid) => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(f[11]) + Number(f[12])) / 100 // utime + stime in clock ticks (USER_HZ 100)
+  } catch {
+    return null
+  }
+}
 
 async function closePair({ a, b }) {
   await Promise.allSettled([a.close(), b.close()])
@@ -99,7 +112,7 @@ function deadline(ms, what) {
  * Sends n messages A -> B paced on bufferedAmount and waits until B received and checked them
  * all. make(i) builds message i; check(data, i) returns an error string or null.
  */
-async function bulk({ dcA, dcB }, { n, limit, low, size, make, check, what, limitMs = PHASE_MS }) {
+async function bulk({ dcA, dcB, sidecarPid }, { n, limit, low, size, make, check, what, limitMs = PHASE_MS }) {
   const dl = deadline(limitMs, what)
   let received = 0
   let error = null
@@ -145,6 +158,8 @@ async function bulk({ dcA, dcB }, { n, limit, low, size, make, check, what, limi
       }
     })
   const cpu0 = process.cpuUsage()
+  const sidecarCpu0 = sidecarPid ? cpuSeconds(sidecarPid) : null
+  let idleNs = 0n // time the sender spent waiting for room
   const t0 = now()
   try {
     const send = async () => {
@@ -152,7 +167,11 @@ async function bulk({ dcA, dcB }, { n, limit, low, size, make, check, what, limi
       while (i < n) {
         // the ceiling's rule: a message goes out when it fits within the limit
         while (i < n && dcA.bufferedAmount + size <= limit) dcA.send(make(i++))
-        if (i < n) await dl.guard(waitLow())
+        if (i < n) {
+          const w = now()
+          await dl.guard(waitLow())
+          idleNs += now() - w
+        }
         if (error) return
       }
     }
@@ -163,6 +182,7 @@ async function bulk({ dcA, dcB }, { n, limit, low, size, make, check, what, limi
   }
   const ms = msSince(t0)
   const cpu = process.cpuUsage(cpu0)
+  const sidecarCpu1 = sidecarPid ? cpuSeconds(sidecarPid) : null
   return {
     n,
     received,
@@ -170,6 +190,10 @@ async function bulk({ dcA, dcB }, { n, limit, low, size, make, check, what, limi
     seconds: ms / 1e3,
     per_s: n / (ms / 1e3),
     cpu_us_per_msg: (cpu.user + cpu.system) / n,
+    // as the ceiling prints them: CPU of each process as a share of one core, sender idle time
+    node_cpu_pct: ((cpu.user + cpu.system) / 1e3 / ms) * 100,
+    sidecar_cpu_pct: sidecarCpu0 != null && sidecarCpu1 != null ? ((sidecarCpu1 - sidecarCpu0) * 1e3 / ms) * 100 : null,
+    idle_s: Number(idleNs) / 1e9,
     low_events: lowEvents,
     low_fallbacks: fallbacks,
     low_fallback_buffered: fallbackBuffered,
@@ -457,6 +481,7 @@ if (nodeCases || want('e')) {
 }
 if (nodeCases) {
   pair = await withTimeout(connectPair(ipc, { label: 'bench', settings: SETTINGS }), CONNECT_MS, 'connectPair')
+  pair.sidecarPid = ipc.pid
   await phase('warm-up', async () => {
     await echo(pair, 200, 'warm-up echo')
     await bulk(pair, { n: 2000, limit: 65536, low: LOW(65536, 1024), size: 1024, ...binaryMsg(1024), what: 'warm-up bulk' })
@@ -573,6 +598,14 @@ results.cpu_us_per_msg = {
   msgs_16b: medianOf(series((r) => r.msgs_16b?.cpu_us_per_msg)),
 }
 console.log(`(g) Node CPU per message (median): 1 KiB ${fmt(results.cpu_us_per_msg.msgs_1k, 2)} µs, 16 B ${fmt(results.cpu_us_per_msg.msgs_16b, 2)} µs`)
+results.cpu_pct_1k = {
+  node: medianOf(series((r) => r.msgs_1k?.node_cpu_pct)),
+  sidecar: medianOf(series((r) => r.msgs_1k?.sidecar_cpu_pct)),
+}
+console.log(
+  `    CPU during (a), share of one core (median): Node ${fmt(results.cpu_pct_1k.node, 0)}%, sidecar ${fmt(results.cpu_pct_1k.sidecar, 0)}% ` +
+    '(the ceiling prints its own as "cpu: client, sidecar")',
+)
 const m = results.many ?? {}
 console.log(
   `(f) ${m.connected_pairs ?? '-'}/${m.pairs ?? CONCURRENT_PAIRS} pairs (${m.connections ?? '-'} connections) in ${fmt(m.connect_all_ms, 0)} ms, ` +

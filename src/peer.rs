@@ -51,6 +51,22 @@ impl Router {
         }
     }
 
+    /// Work an event starts on the reader task, before it is routed on the JavaScript thread:
+    /// a `dc.bufferedamountlow` asks the sidecar for the channel's buffered amount at once,
+    /// so the answer (and with it `bufferedamountlow`) does not first wait for the JavaScript
+    /// thread. Returns true when the event needs no routing of its own afterwards.
+    pub fn early(&self, frame: &Frame) -> bool {
+        let header = &frame.header;
+        if header.event != "dc.bufferedamountlow" {
+            return false;
+        }
+        let peer = self.peers.lock().unwrap().get(&header.pc_id).cloned();
+        if let Some(channel) = peer.and_then(|peer| peer.listening_channel(&header.dc_label)) {
+            channel.on_event(&header.event, header.is_binary, &frame.payload);
+        }
+        true
+    }
+
     /// [`fail_all`](Self::fail_all), run on the JavaScript thread in order.
     pub fn fail_all_later(router: &Arc<Router>) -> Notice {
         let router = router.clone();
@@ -494,6 +510,15 @@ impl Peer {
         self.router.unregister(self);
         self.emit(Emit::Peer(self.id, PeerEvent::ConnectionStateChange));
         self.emit(Emit::Peer(self.id, PeerEvent::IceConnectionStateChange));
+    }
+
+    /// The channel of this label, while the connection listens to sidecar events.
+    fn listening_channel(&self, label: &str) -> Option<Arc<Channel>> {
+        let state = self.state.lock().unwrap();
+        if !state.listening {
+            return None;
+        }
+        state.channels.get(label).cloned()
     }
 
     fn on_event(self: &Arc<Self>, frame: &Frame) {

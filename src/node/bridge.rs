@@ -48,6 +48,103 @@ thread_local! {
     /// While a `Notice::Run` executes on the JavaScript thread, what it emits is collected
     /// here and delivered right after it, in the same batch.
     static CAPTURE: RefCell<Option<Vec<Notice>>> = const { RefCell::new(None) };
+    /// The ArrayBuffer small binary messages are copied into (see [`Pool`]).
+    static POOL: RefCell<Option<Pool>> = const { RefCell::new(None) };
+}
+
+/// Size of one receive pool, and the largest message copied into one. Each binary message
+/// of at most `MAX_POOLED` bytes becomes a Buffer viewing a slice of a shared ArrayBuffer
+/// instead of a Buffer of its own: one allocation per pool rather than one per message, as
+/// `Buffer.allocUnsafe` does with its pool (a kept message keeps its pool alive, at most
+/// 16 KiB). Larger messages get their own Buffer.
+const POOL_SIZE: usize = 16 * 1024;
+const MAX_POOLED: usize = 4 * 1024;
+
+/// The current receive pool of this JavaScript thread; what lies before `used` belongs to
+/// Buffers already handed out and is never written again.
+struct Pool {
+    buffer: sys::napi_ref,
+    data: *mut u8,
+    used: usize,
+}
+
+/// The pool as one batch uses it: the ArrayBuffer's handle is looked up once per batch.
+struct PoolSlot {
+    buffer: sys::napi_value,
+    data: *mut u8,
+    used: usize,
+}
+
+/// Copies `bytes` into the receive pool; returns the pool's ArrayBuffer and the offset.
+/// A pool whose ArrayBuffer JavaScript detached (transferred it away) is never written
+/// again: it is checked before every copy, since listeners run between messages.
+unsafe fn pooled(
+    env: sys::napi_env,
+    slot: &mut Option<PoolSlot>,
+    bytes: &[u8],
+) -> Result<(sys::napi_value, usize)> {
+    debug_assert!(bytes.len() <= MAX_POOLED && MAX_POOLED <= POOL_SIZE);
+    if slot.is_none() {
+        *slot = POOL.with(|p| {
+            let p = p.borrow();
+            let pool = p.as_ref()?;
+            let mut buffer = ptr::null_mut();
+            let status = sys::napi_get_reference_value(env, pool.buffer, &mut buffer);
+            (status == sys::Status::napi_ok && !buffer.is_null()).then_some(PoolSlot {
+                buffer,
+                data: pool.data,
+                used: pool.used,
+            })
+        });
+    }
+    let usable = match slot {
+        Some(s) if s.used + bytes.len() <= POOL_SIZE => {
+            let mut detached = true;
+            let status = sys::napi_is_detached_arraybuffer(env, s.buffer, &mut detached);
+            status == sys::Status::napi_ok && !detached
+        }
+        _ => false,
+    };
+    if !usable {
+        let mut data = ptr::null_mut();
+        let mut buffer = ptr::null_mut();
+        check_status!(sys::napi_create_arraybuffer(
+            env,
+            POOL_SIZE,
+            &mut data,
+            &mut buffer
+        ))?;
+        let mut reference = ptr::null_mut();
+        check_status!(sys::napi_create_reference(env, buffer, 1, &mut reference))?;
+        let old = POOL.with(|p| {
+            p.borrow_mut().replace(Pool {
+                buffer: reference,
+                data: data.cast(),
+                used: 0,
+            })
+        });
+        if let Some(old) = old {
+            sys::napi_delete_reference(env, old.buffer);
+        }
+        *slot = Some(PoolSlot {
+            buffer,
+            data: data.cast(),
+            used: 0,
+        });
+    }
+    let s = slot.as_mut().expect("a pool was just made");
+    let offset = s.used;
+    // SAFETY: the ArrayBuffer is alive (held by this batch's handle scope and the reference),
+    // not detached (checked above), and POOL_SIZE bytes long; [offset, offset + len) is past
+    // every slice handed out so far.
+    ptr::copy_nonoverlapping(bytes.as_ptr(), s.data.add(offset), bytes.len());
+    s.used += bytes.len();
+    POOL.with(|p| {
+        if let Some(pool) = p.borrow_mut().as_mut() {
+            pool.used = s.used;
+        }
+    });
+    Ok((s.buffer, offset))
 }
 
 /// Runs `f`, returning the notices it produced on this thread.
@@ -76,6 +173,8 @@ pub fn init(
         message: message.create_ref()?,
     };
     HOOKS.with(|h| *h.borrow_mut() = Some(hooks));
+    // A pool of an earlier environment on this thread is not this one's to use.
+    POOL.with(|p| p.borrow_mut().take());
     Ok(())
 }
 
@@ -546,6 +645,7 @@ struct Entries {
     env: sys::napi_env,
     dispatch: sys::napi_value,
     message: sys::napi_value,
+    pool: Option<PoolSlot>,
 }
 
 impl Entries {
@@ -568,6 +668,21 @@ impl Entries {
     /// Emits `message` with `{ data }` on `target`.
     unsafe fn message(&mut self, target: sys::napi_value, data: sys::napi_value) {
         self.call(self.message, &[target, data]);
+    }
+
+    /// Emits `message` with a binary `data`: small messages are copied into the receive
+    /// pool and index.js makes the Buffer (a view of the pool) from (pool, offset, length).
+    unsafe fn binary_message(&mut self, target: sys::napi_value, bytes: &[u8]) -> Result<()> {
+        if bytes.len() > MAX_POOLED {
+            let data = buffer(self.env, bytes)?;
+            self.message(target, data);
+            return Ok(());
+        }
+        let (pool, offset) = pooled(self.env, &mut self.pool, bytes)?;
+        let offset = number(self.env, offset as f64)?;
+        let length = number(self.env, bytes.len() as f64)?;
+        self.call(self.message, &[target, pool, offset, length]);
+        Ok(())
     }
 
     unsafe fn call(&mut self, function: sys::napi_value, argv: &[sys::napi_value]) {
@@ -614,6 +729,7 @@ impl ToNapiValue for Batch {
             env,
             dispatch,
             message,
+            pool: None,
         };
         let ipc = bridge.target(env, IPC_TARGET);
         if let (Some(ipc), true) = (ipc, batch.dropped_logs > 0) {
@@ -700,13 +816,12 @@ unsafe fn convert_notice(
             };
             let name = event.name();
             match event {
-                ChannelEvent::Message { binary, data } => {
-                    let value = if binary {
-                        buffer(env, &data)?
-                    } else {
-                        js_string(env, &String::from_utf8_lossy(&data))?
-                    };
-                    out.message(target, value);
+                ChannelEvent::Message { binary: true, data } => {
+                    out.binary_message(target, &data)?;
+                }
+                ChannelEvent::Message { data, .. } => {
+                    let text = js_string(env, &String::from_utf8_lossy(&data))?;
+                    out.message(target, text);
                 }
                 ChannelEvent::Error(text) => {
                     let err = errors::create(env, &crate::error::Error::Remote(text));

@@ -89,21 +89,24 @@ impl NoticeSink for SessionSink {
             // connections on that sidecar are dead all the same.
             Notice::Exited { .. } => inner.sink.notice(Router::fail_all_later(&inner.router)),
             Notice::Event(frame) => {
+                let routed = !inner.router.early(&frame);
                 let raw = inner
                     .router
                     .raw_events
                     .load(std::sync::atomic::Ordering::Relaxed)
                     .then(|| frame.clone());
-                let router = inner.router.clone();
-                // Counted until routed (or thrown away): the reader pauses on a backlog.
-                let ticket = self
-                    .backlog
-                    .as_ref()
-                    .map(|b| b.ticket(frame.payload.len() + FRAME_OVERHEAD));
-                inner.sink.notice(Notice::Run(Box::new(move || {
-                    router.route(&frame);
-                    drop(ticket);
-                })));
+                if routed {
+                    let router = inner.router.clone();
+                    // Counted until routed (or thrown away): the reader pauses on a backlog.
+                    let ticket = self
+                        .backlog
+                        .as_ref()
+                        .map(|b| b.ticket(frame.payload.len() + FRAME_OVERHEAD));
+                    inner.sink.notice(Notice::Run(Box::new(move || {
+                        router.route(&frame);
+                        drop(ticket);
+                    })));
+                }
                 if let Some(frame) = raw {
                     inner.sink.notice(Notice::Event(frame));
                 }
