@@ -35,6 +35,11 @@ impl Backlog {
         self.bytes.load(Ordering::Acquire)
     }
 
+    /// More bytes than the limit are out: a reader should [`wait_for_room`](Self::wait_for_room).
+    pub fn over_limit(&self) -> bool {
+        self.bytes() > self.limit
+    }
+
     /// Counts `bytes` until the returned ticket is dropped.
     pub fn ticket(self: &Arc<Self>, bytes: usize) -> Ticket {
         self.bytes.fetch_add(bytes, Ordering::AcqRel);

@@ -110,6 +110,12 @@ struct Shared {
 }
 
 impl Shared {
+    /// Undelivered frames pausing the reader are no reason to wait any more: stop() is under
+    /// way, or the process is gone (at most a pipe's worth is left to read).
+    fn gone_or_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst) || self.reaped.load(Ordering::SeqCst)
+    }
+
     /// Lets a reader paused by backpressure look at `stopping` / `reaped` again.
     fn wake_reader(&self) {
         if let Some(backlog) = &self.backlog {
@@ -163,6 +169,18 @@ impl Sidecar {
             sink,
             runtime: tokio::runtime::Handle::current(),
         });
+        let reader = match start_reader(&shared, stdout) {
+            Ok(reader) => reader,
+            Err(e) => {
+                // Nobody would read its stdout: end it (and reap it; the exit waiter below
+                // is not running).
+                let _ = child.start_kill();
+                shared.runtime.spawn(async move {
+                    let _ = child.wait().await;
+                });
+                return Err(Error::Spawn(format!("cannot start the stdout reader: {e}")));
+            }
+        };
         tokio::spawn(write_loop(shared.clone(), stdin));
         tokio::spawn({
             let shared = shared.clone();
@@ -171,7 +189,6 @@ impl Sidecar {
                 shared.pending.run_timeouts(|| sink.flush()).await
             }
         });
-        let reader = tokio::spawn(read_loop(shared.clone(), stdout));
         let stderr_reader = tokio::spawn(stderr_loop(shared.clone(), stderr));
         tokio::spawn({
             let shared = shared.clone();
@@ -469,6 +486,79 @@ async fn write_loop(shared: Arc<Shared>, mut stdin: ChildStdin) {
     drop(stdin);
 }
 
+/// Starts reading the sidecar's stdout; the returned future completes when the reader ended.
+///
+/// On Unix a thread of its own reads the pipe with blocking reads: a frame that arrives costs
+/// the one wake-up of that thread, where the runtime's reader costs an epoll round, a task
+/// wake-up and a second read that finds the pipe empty.
+#[cfg(unix)]
+fn start_reader(
+    shared: &Arc<Shared>,
+    stdout: tokio::process::ChildStdout,
+) -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    let file = std::fs::File::from(stdout.into_owned_fd()?);
+    let (done, ended) = oneshot::channel::<()>();
+    let shared = shared.clone();
+    std::thread::Builder::new()
+        .name("pion-ipc-reader".into())
+        .spawn(move || {
+            // Callbacks run here may spawn tasks.
+            let _runtime = shared.runtime.enter();
+            read_blocking(&shared, file);
+            drop(done);
+        })?;
+    Ok(async move {
+        let _ = ended.await;
+    })
+}
+
+#[cfg(not(unix))]
+fn start_reader(
+    shared: &Arc<Shared>,
+    stdout: tokio::process::ChildStdout,
+) -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    let reader = tokio::spawn(read_loop(shared.clone(), stdout));
+    Ok(async move {
+        let _ = reader.await;
+    })
+}
+
+#[cfg(unix)]
+fn read_blocking(shared: &Shared, stdout: std::fs::File) {
+    use std::os::fd::AsRawFd;
+    let fd = stdout.as_raw_fd();
+    let mut decoder = FrameDecoder::new();
+    loop {
+        decoder.reserve_for_read(READ_CHUNK);
+        let buf = decoder.buffer_mut();
+        let spare = buf.spare_capacity_mut();
+        // SAFETY: read(2) on the descriptor `stdout` owns, into the buffer's spare capacity.
+        let n = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), spare.len()) };
+        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        if n <= 0 {
+            break;
+        }
+        // SAFETY: read(2) initialised these n bytes.
+        unsafe { buf.set_len(buf.len() + n as usize) };
+        if !dispatch_frames(shared, &mut decoder) {
+            let _ = std::io::copy(&mut &stdout, &mut std::io::sink());
+            return;
+        }
+        shared.sink.flush();
+        // Undelivered frames over the limit: stop reading, so that the pipe fills and pion
+        // stops taking data off SCTP. Never while stopping or after the exit.
+        if let Some(backlog) = shared.backlog.as_ref().filter(|b| b.over_limit()) {
+            shared
+                .runtime
+                .block_on(backlog.wait_for_room(|| shared.gone_or_stopping()));
+        }
+    }
+    report_partial_frame(shared, &decoder);
+}
+
+#[cfg(not(unix))]
 async fn read_loop(shared: Arc<Shared>, mut stdout: impl AsyncRead + Unpin) {
     let mut decoder = FrameDecoder::new();
     loop {
@@ -477,39 +567,44 @@ async fn read_loop(shared: Arc<Shared>, mut stdout: impl AsyncRead + Unpin) {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
-        loop {
-            match decoder.next_frame() {
-                Ok(Some(frame)) => dispatch(&shared, frame),
-                Ok(None) => break,
-                Err(e) => {
-                    // The stream cannot be trusted any more: handle it as a crash.
-                    let err = Error::Protocol(e.to_string());
-                    shared.sink.notice(Notice::Error(err));
-                    shared.sink.flush();
-                    if !shared.reaped.load(Ordering::SeqCst) {
-                        // SAFETY: our own unreaped child.
-                        unsafe {
-                            libc::kill(shared.pid as libc::pid_t, libc::SIGKILL);
-                        }
-                    }
-                    // Keep draining so the process cannot stall on a full pipe while dying.
-                    let mut sink = tokio::io::sink();
-                    let _ = tokio::io::copy(&mut stdout, &mut sink).await;
-                    return;
-                }
-            }
+        if !dispatch_frames(&shared, &mut decoder) {
+            let _ = tokio::io::copy(&mut stdout, &mut tokio::io::sink()).await;
+            return;
         }
         shared.sink.flush();
         if let Some(backlog) = &shared.backlog {
-            // Undelivered frames over the limit: stop reading, so that the pipe fills and
-            // pion stops taking data off SCTP. Never while stopping or after the exit.
-            backlog
-                .wait_for_room(|| {
-                    shared.stopping.load(Ordering::SeqCst) || shared.reaped.load(Ordering::SeqCst)
-                })
-                .await;
+            backlog.wait_for_room(|| shared.gone_or_stopping()).await;
         }
     }
+    report_partial_frame(&shared, &decoder);
+}
+
+/// Dispatches every complete frame read so far. False when the stream cannot be trusted any
+/// more: that is reported and handled as a crash, and the caller only drains the pipe from
+/// then on, so the process cannot stall on a full pipe while dying.
+fn dispatch_frames(shared: &Shared, decoder: &mut FrameDecoder) -> bool {
+    loop {
+        match decoder.next_frame() {
+            Ok(Some(frame)) => dispatch(shared, frame),
+            Ok(None) => return true,
+            Err(e) => {
+                shared
+                    .sink
+                    .notice(Notice::Error(Error::Protocol(e.to_string())));
+                shared.sink.flush();
+                if !shared.reaped.load(Ordering::SeqCst) {
+                    // SAFETY: our own unreaped child.
+                    unsafe {
+                        libc::kill(shared.pid as libc::pid_t, libc::SIGKILL);
+                    }
+                }
+                return false;
+            }
+        }
+    }
+}
+
+fn report_partial_frame(shared: &Shared, decoder: &FrameDecoder) {
     if decoder.buffered() > 0 {
         shared.sink.notice(Notice::Log(format!(
             "stdout ended inside a frame ({} bytes dropped)",
