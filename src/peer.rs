@@ -42,7 +42,8 @@ impl Router {
         &self.sink
     }
 
-    /// Hands one sidecar event to its connection (and channel). Runs on the reader task.
+    /// Hands one sidecar event to its connection (and channel). Runs on the JavaScript
+    /// thread, in order with everything else delivered there.
     pub fn route(&self, frame: &Frame) {
         let header = &frame.header;
         let peer = self.peers.lock().unwrap().get(&header.pc_id).cloned();
@@ -51,10 +52,10 @@ impl Router {
         }
     }
 
-    /// Work an event starts on the reader task, before it is routed on the JavaScript thread:
-    /// a `dc.bufferedamountlow` asks the sidecar for the channel's buffered amount at once,
-    /// so the answer (and with it `bufferedamountlow`) does not first wait for the JavaScript
-    /// thread. Returns true when the event needs no routing of its own afterwards.
+    /// Work an event starts on the stdout reader, before anything is routed on the JavaScript
+    /// thread: a `dc.bufferedamountlow` asks the sidecar for the channel's buffered amount at
+    /// once, so the answer (and with it `bufferedamountlow`) does not first wait for the
+    /// JavaScript thread. Returns true when the event needs no routing of its own afterwards.
     pub fn early(&self, frame: &Frame) -> bool {
         let header = &frame.header;
         if header.event != "dc.bufferedamountlow" {

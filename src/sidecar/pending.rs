@@ -15,7 +15,7 @@ use tokio::time::Instant;
 pub type Reply = Result<Frame, Error>;
 
 /// Where a request's reply goes: a channel for async callers, or a callback run on the
-/// thread that got the reply (the reader task, the timeout sweeper, or whoever stopped).
+/// thread that got the reply (the stdout reader, the timeout sweeper, or whoever stopped).
 pub enum Responder {
     Channel(oneshot::Sender<Reply>),
     Callback(Box<dyn FnOnce(Reply) + Send>),

@@ -1,5 +1,6 @@
 //! One running sidecar: the child process, its writer, stdout reader, stderr reader, timeout
-//! sweeper and exit waiter, each a tokio task.
+//! sweeper and exit waiter, each a tokio task, except the stdout reader on Unix: a thread of
+//! its own (see `start_reader`).
 
 use super::backlog::Backlog;
 use super::pending::{PendingRequests, Reply, Responder};
