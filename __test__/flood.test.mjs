@@ -68,6 +68,35 @@ test('SIGKILL mid-flood: requests reject, connections fail, channels close; the 
   }
 })
 
+test('a send loop paced on bufferedAmount ends when the sidecar died under it', async () => {
+  const ipc = new PionIpc({ logger: () => {} })
+  await ipc.start()
+  try {
+    const { a, b, dcA } = await connectPair(ipc)
+    const pid = ipc.pid
+    process.kill(pid, 'SIGKILL')
+    // The JS thread does not get to see the exit before the loop below: the channel is still
+    // 'open' to it while every send fails to reach the dead sidecar.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 500)
+    const chunk = Buffer.alloc(16 * 1024, 1)
+    let sends = 0
+    while (dcA.readyState === 'open' && dcA.bufferedAmount < 1024 * 1024 && sends < 100_000) {
+      dcA.send(chunk)
+      sends++
+    }
+    assert.equal(dcA.readyState, 'open')
+    assert.ok(sends <= 64, `the loop ended on bufferedAmount (${sends} sends)`)
+    assert.ok(dcA.bufferedAmount >= 1024 * 1024)
+    await until(() => dcA.readyState === 'closed', 5000, 'channel closed after the exit')
+    assert.equal(dcA.bufferedAmount, 0)
+    assert.ok(await waitGone(pid, 2000))
+    await a.close()
+    await b.close()
+  } finally {
+    await ipc.stop()
+  }
+})
+
 test('SIGSTOP: requests time out, stop() still returns and leaves nothing behind', async () => {
   const ipc = new PionIpc({ logger: () => {}, timeout: 500 })
   await ipc.start()

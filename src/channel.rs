@@ -249,9 +249,11 @@ impl Channel {
         match sent {
             Ok(()) => state.in_flight += 1,
             Err(_unsent) => {
-                // The sidecar is going away; the channel is force-closed with it.
+                // The sidecar is going away; the channel is force-closed with it, on the
+                // JavaScript thread. Until then the bytes stay in bufferedAmount, as a
+                // browser keeps what it can no longer send: a loop that sends while
+                // bufferedAmount is low must end even though readyState is still 'open'.
                 peer.release_send();
-                state.unacked = state.unacked.saturating_sub(len);
             }
         }
     }
