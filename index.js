@@ -48,7 +48,7 @@ function flushWrites() {
 
 // The hot path: one call per received message, the event object made here. A small binary
 // message comes as a slice (offset, length) of a pool ArrayBuffer shared with other messages;
-// like Node's own Buffer pool, a pool cannot be transferred away (postMessage copies it).
+// like Node's own Buffer pool, a pool cannot be transferred away (Node 20 copies it instead).
 let lastPool = null
 function message(target, data, offset, length) {
   if (target === undefined) return
