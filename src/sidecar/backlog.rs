@@ -68,7 +68,7 @@ impl Backlog {
     ///
     /// [`wake`]: Backlog::wake
     pub async fn wait_for_room(&self, give_up: impl Fn() -> bool) -> bool {
-        if self.bytes() <= self.limit {
+        if !self.over_limit() {
             return false;
         }
         loop {

@@ -117,6 +117,16 @@ impl Shared {
         self.stopping.load(Ordering::SeqCst) || self.reaped.load(Ordering::SeqCst)
     }
 
+    /// Sends `signal` unless the process has been reaped already.
+    fn signal(&self, signal: i32) {
+        if self.pid != 0 && !self.reaped.load(Ordering::SeqCst) {
+            // SAFETY: kill(2) with a pid this process spawned and has not reaped yet.
+            unsafe {
+                libc::kill(self.pid as libc::pid_t, signal);
+            }
+        }
+    }
+
     /// Lets a reader paused by backpressure look at `stopping` / `reaped` again.
     fn wake_reader(&self) {
         if let Some(backlog) = &self.backlog {
@@ -339,12 +349,7 @@ impl Sidecar {
 
     /// Sends `signal` unless the process has been reaped already.
     pub fn signal(&self, signal: i32) {
-        if self.shared.pid != 0 && !self.shared.reaped.load(Ordering::SeqCst) {
-            // SAFETY: kill(2) with a pid this process spawned and has not reaped yet.
-            unsafe {
-                libc::kill(self.shared.pid as libc::pid_t, signal);
-            }
-        }
+        self.shared.signal(signal);
     }
 
     /// Marks the coming exit as intended: pending requests then fail with `ipc stopped` and
@@ -593,12 +598,7 @@ fn dispatch_frames(shared: &Shared, decoder: &mut FrameDecoder) -> bool {
                     .sink
                     .notice(Notice::Error(Error::Protocol(e.to_string())));
                 shared.sink.flush();
-                if !shared.reaped.load(Ordering::SeqCst) {
-                    // SAFETY: our own unreaped child.
-                    unsafe {
-                        libc::kill(shared.pid as libc::pid_t, libc::SIGKILL);
-                    }
-                }
+                shared.signal(libc::SIGKILL);
                 return false;
             }
         }
