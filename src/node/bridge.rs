@@ -68,83 +68,67 @@ struct Pool {
     used: usize,
 }
 
-/// The pool as one batch uses it: the ArrayBuffer's handle is looked up once per batch.
-struct PoolSlot {
-    buffer: sys::napi_value,
-    data: *mut u8,
-    used: usize,
-}
-
 /// Copies `bytes` into the receive pool; returns the pool's ArrayBuffer and the offset.
-/// A pool whose ArrayBuffer JavaScript detached (transferred it away) is never written
-/// again: it is checked before every copy, since listeners run between messages.
+/// `handle` caches the ArrayBuffer's handle for one batch (looked up once per batch). A pool
+/// whose ArrayBuffer JavaScript detached (transferred it away) is never written again: it is
+/// checked before every copy, since listeners run between messages.
 unsafe fn pooled(
     env: sys::napi_env,
-    slot: &mut Option<PoolSlot>,
+    handle: &mut Option<sys::napi_value>,
     bytes: &[u8],
 ) -> Result<(sys::napi_value, usize)> {
     debug_assert!(bytes.len() <= MAX_POOLED && MAX_POOLED <= POOL_SIZE);
-    if slot.is_none() {
-        *slot = POOL.with(|p| {
-            let p = p.borrow();
-            let pool = p.as_ref()?;
-            let mut buffer = ptr::null_mut();
-            let status = sys::napi_get_reference_value(env, pool.buffer, &mut buffer);
-            (status == sys::Status::napi_ok && !buffer.is_null()).then_some(PoolSlot {
-                buffer,
-                data: pool.data,
-                used: pool.used,
-            })
-        });
-    }
-    let usable = match slot {
-        Some(s) if s.used + bytes.len() <= POOL_SIZE => {
-            let mut detached = true;
-            let status = sys::napi_is_detached_arraybuffer(env, s.buffer, &mut detached);
-            status == sys::Status::napi_ok && !detached
+    // No JavaScript runs in the napi calls below, so nothing else touches POOL meanwhile.
+    POOL.with(|p| {
+        let mut current = p.borrow_mut();
+        if handle.is_none() {
+            if let Some(pool) = current.as_ref() {
+                let mut buffer = ptr::null_mut();
+                let status = sys::napi_get_reference_value(env, pool.buffer, &mut buffer);
+                if status == sys::Status::napi_ok && !buffer.is_null() {
+                    *handle = Some(buffer);
+                }
+            }
         }
-        _ => false,
-    };
-    if !usable {
-        let mut data = ptr::null_mut();
-        let mut buffer = ptr::null_mut();
-        check_status!(sys::napi_create_arraybuffer(
-            env,
-            POOL_SIZE,
-            &mut data,
-            &mut buffer
-        ))?;
-        let mut reference = ptr::null_mut();
-        check_status!(sys::napi_create_reference(env, buffer, 1, &mut reference))?;
-        let old = POOL.with(|p| {
-            p.borrow_mut().replace(Pool {
+        let usable = match (current.as_ref(), *handle) {
+            (Some(pool), Some(buffer)) if pool.used + bytes.len() <= POOL_SIZE => {
+                let mut detached = true;
+                let status = sys::napi_is_detached_arraybuffer(env, buffer, &mut detached);
+                status == sys::Status::napi_ok && !detached
+            }
+            _ => false,
+        };
+        if !usable {
+            let mut data = ptr::null_mut();
+            let mut buffer = ptr::null_mut();
+            check_status!(sys::napi_create_arraybuffer(
+                env,
+                POOL_SIZE,
+                &mut data,
+                &mut buffer
+            ))?;
+            let mut reference = ptr::null_mut();
+            check_status!(sys::napi_create_reference(env, buffer, 1, &mut reference))?;
+            let fresh = Pool {
                 buffer: reference,
                 data: data.cast(),
                 used: 0,
-            })
-        });
-        if let Some(old) = old {
-            sys::napi_delete_reference(env, old.buffer);
+            };
+            if let Some(old) = current.replace(fresh) {
+                sys::napi_delete_reference(env, old.buffer);
+            }
+            *handle = Some(buffer);
         }
-        *slot = Some(PoolSlot {
-            buffer,
-            data: data.cast(),
-            used: 0,
-        });
-    }
-    let s = slot.as_mut().expect("a pool was just made");
-    let offset = s.used;
-    // SAFETY: the ArrayBuffer is alive (held by this batch's handle scope and the reference),
-    // not detached (checked above), and POOL_SIZE bytes long; [offset, offset + len) is past
-    // every slice handed out so far.
-    ptr::copy_nonoverlapping(bytes.as_ptr(), s.data.add(offset), bytes.len());
-    s.used += bytes.len();
-    POOL.with(|p| {
-        if let Some(pool) = p.borrow_mut().as_mut() {
-            pool.used = s.used;
-        }
-    });
-    Ok((s.buffer, offset))
+        let pool = current.as_mut().expect("a pool was just made");
+        let buffer = handle.expect("its handle too");
+        let offset = pool.used;
+        // SAFETY: the ArrayBuffer is alive (held by this batch's handle scope and the
+        // reference), not detached (checked above), and POOL_SIZE bytes long;
+        // [offset, offset + len) is past every slice handed out so far.
+        ptr::copy_nonoverlapping(bytes.as_ptr(), pool.data.add(offset), bytes.len());
+        pool.used += bytes.len();
+        Ok((buffer, offset))
+    })
 }
 
 /// Runs `f`, returning the notices it produced on this thread.
@@ -645,7 +629,8 @@ struct Entries {
     env: sys::napi_env,
     dispatch: sys::napi_value,
     message: sys::napi_value,
-    pool: Option<PoolSlot>,
+    /// The receive pool's ArrayBuffer, once this batch used it.
+    pool: Option<sys::napi_value>,
 }
 
 impl Entries {
