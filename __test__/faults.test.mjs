@@ -362,9 +362,6 @@ describe('backpressure from a slow consumer', () => {
   const FRAME = 16 * 1024
   const COUNT = 4096 // 64 MiB in 'test.flood' events
 
-  // The first event's listener blocks the JavaScript thread until the fake has written at
-  // least `until` bytes and then no more for 300 ms (or `maxMs` pass), and records what it
-  // had written by then. Everything must still arrive afterwards, in order.
   // A PionIpc on the echo fake whose reader pauses past `limit` undelivered bytes (the
   // variable is read when the instance is made).
   function ipcWithBound(limit) {
@@ -385,6 +382,9 @@ describe('backpressure from a slow consumer', () => {
     return { file, written: () => Number(fs.readFileSync(file, 'utf8')) || 0 }
   }
 
+  // The first event's listener blocks the JavaScript thread until the fake has written at
+  // least `until` bytes and then no more for 300 ms (or `maxMs` pass), and records what it
+  // had written by then. Everything must still arrive afterwards, in order.
   async function flood(limit, until, maxMs) {
     const ipc = ipcWithBound(limit)
     const { file: progress, written } = progressFile(`flood-${limit}`)

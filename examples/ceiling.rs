@@ -735,8 +735,8 @@ impl Results {
 }
 
 async fn connect(st: &Arc<State>, sidecar: &Sidecar) -> Result<(), String> {
+    let rto_max = env_u64("CEILING_RTO_MAX", 0);
     for pc in PCS {
-        let rto_max = env_u64("CEILING_RTO_MAX", 0);
         let create = PcCreate {
             pc_id: pc.to_owned(),
             ice_servers: Vec::new(),

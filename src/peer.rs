@@ -45,11 +45,13 @@ impl Router {
     /// Hands one sidecar event to its connection (and channel). Runs on the JavaScript
     /// thread, in order with everything else delivered there.
     pub fn route(&self, frame: &Frame) {
-        let header = &frame.header;
-        let peer = self.peers.lock().unwrap().get(&header.pc_id).cloned();
-        if let Some(peer) = peer {
+        if let Some(peer) = self.peer(&frame.header.pc_id) {
             peer.on_event(frame);
         }
+    }
+
+    fn peer(&self, pc_id: &str) -> Option<Arc<Peer>> {
+        self.peers.lock().unwrap().get(pc_id).cloned()
     }
 
     /// Work an event starts on the stdout reader, before anything is routed on the JavaScript
@@ -61,7 +63,7 @@ impl Router {
         if header.event != "dc.bufferedamountlow" {
             return false;
         }
-        let peer = self.peers.lock().unwrap().get(&header.pc_id).cloned();
+        let peer = self.peer(&header.pc_id);
         if let Some(channel) = peer.and_then(|peer| peer.listening_channel(&header.dc_label)) {
             channel.on_event(&header.event, header.is_binary, &frame.payload);
         }
