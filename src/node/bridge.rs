@@ -19,7 +19,7 @@ use napi::threadsafe_function::{
     ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode,
 };
 use napi_derive::napi;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -50,6 +50,9 @@ thread_local! {
     static CAPTURE: RefCell<Option<Vec<Notice>>> = const { RefCell::new(None) };
     /// The ArrayBuffer small binary messages are copied into (see [`Pool`]).
     static POOL: RefCell<Option<Pool>> = const { RefCell::new(None) };
+    /// The bridge whose sidecar's stdout is being read on this (JavaScript) thread right
+    /// now: its flush is left to the reader, which delivers right after reading.
+    static READING: Cell<*const Bridge> = const { Cell::new(ptr::null()) };
 }
 
 /// Size of one receive pool, and the largest message copied into one. Each binary message
@@ -192,6 +195,9 @@ pub struct Bridge {
     js: Mutex<JsSide>,
     myself: OnceLock<Weak<Bridge>>,
     backlog: OnceLock<Arc<Backlog>>,
+    /// Sidecar stdouts waiting to be watched on the JavaScript thread's loop.
+    #[cfg(unix)]
+    readers: Mutex<Vec<crate::sidecar::StdoutReader>>,
 }
 
 impl NoticeSink for Bridge {
@@ -222,6 +228,9 @@ impl NoticeSink for Bridge {
     }
 
     fn flush(&self) {
+        if READING.with(Cell::get) == ptr::from_ref(self) {
+            return;
+        }
         {
             let mut queue = self.queue.lock().unwrap();
             if queue.wake_pending || queue.notices.is_empty() {
@@ -238,6 +247,63 @@ impl NoticeSink for Bridge {
                 // Nothing runs and nothing waits: there is nobody to deliver to.
                 *self.queue.lock().unwrap() = Queue::default();
             }
+        }
+    }
+
+    /// The stdout is read on the JavaScript thread (see `poll.rs`) unless
+    /// `PION_NODE_RS_READER=thread` asks for the reader thread, or nothing can deliver yet.
+    #[cfg(unix)]
+    fn adopt_reader(
+        &self,
+        reader: crate::sidecar::StdoutReader,
+    ) -> std::result::Result<(), crate::sidecar::StdoutReader> {
+        if std::env::var_os("PION_NODE_RS_READER").is_some_and(|v| v == "thread")
+            || self.dispatch.lock().unwrap().is_none()
+            || reader.set_nonblocking(true).is_err()
+        {
+            return Err(reader);
+        }
+        self.readers.lock().unwrap().push(reader);
+        // Wakes JavaScript, which starts watching the pipe.
+        self.notice(Notice::Run(Box::new(|| {})));
+        self.flush();
+        Ok(())
+    }
+}
+
+/// Runs `read` (the stdout reader of `bridge`'s sidecar, on the JavaScript thread) with the
+/// bridge's flushes left out: [`deliver`] follows.
+#[cfg(unix)]
+pub(super) fn reading<T>(bridge: &Arc<Bridge>, read: impl FnOnce() -> T) -> T {
+    let outer = READING.with(|r| r.replace(Arc::as_ptr(bridge)));
+    let result = read();
+    READING.with(|r| r.set(outer));
+    result
+}
+
+/// Delivers everything queued on `bridge` now.
+///
+/// # Safety
+/// On the JavaScript thread of `env`, inside a handle scope.
+#[cfg(unix)]
+pub(super) unsafe fn deliver(env: sys::napi_env, bridge: &Arc<Bridge>) {
+    let batch = take_batch(&Arc::downgrade(bridge));
+    if batch.notices.is_empty() && batch.dropped_logs == 0 {
+        return;
+    }
+    let _ = Batch::to_napi_value(env, batch);
+}
+
+/// Starts watching the stdouts handed to `bridge` (see `poll.rs`). One that cannot be
+/// watched is left to its watchdog thread, which then reads it every few milliseconds.
+#[cfg(unix)]
+unsafe fn install_readers(env: sys::napi_env, bridge: &Arc<Bridge>) {
+    let readers = std::mem::take(&mut *bridge.readers.lock().unwrap());
+    for reader in readers {
+        if super::poll::install(env, bridge, reader).is_err() {
+            bridge.notice(Notice::Log(
+                "cannot watch the sidecar's stdout on the event loop; a thread reads it".into(),
+            ));
         }
     }
 }
@@ -716,6 +782,8 @@ impl ToNapiValue for Batch {
             message,
             pool: None,
         };
+        #[cfg(unix)]
+        install_readers(env, &bridge);
         let ipc = bridge.target(env, IPC_TARGET);
         if let (Some(ipc), true) = (ipc, batch.dropped_logs > 0) {
             let line = format!(

@@ -6,3 +6,5 @@ mod convert;
 mod errors;
 mod ipc;
 mod peer;
+#[cfg(unix)]
+mod poll;

@@ -124,6 +124,14 @@ impl NoticeSink for SessionSink {
     fn backlog(&self) -> Option<Arc<Backlog>> {
         self.backlog.clone()
     }
+
+    #[cfg(unix)]
+    fn adopt_reader(&self, reader: super::StdoutReader) -> Result<(), super::StdoutReader> {
+        match self.ipc.upgrade() {
+            Some(inner) => inner.sink.adopt_reader(reader),
+            None => Err(reader),
+        }
+    }
 }
 
 /// What one queued event costs besides its payload (frame, header strings, closure).

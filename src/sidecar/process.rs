@@ -1,6 +1,8 @@
 //! One running sidecar: the child process, its writer, stdout reader, stderr reader, timeout
-//! sweeper and exit waiter, each a tokio task, except the stdout reader on Unix: a thread of
-//! its own (see `start_reader`).
+//! sweeper and exit waiter, each a tokio task, except the stdout reader on Unix: the sink's
+//! own event loop when it takes it (Node's, see `node/poll.rs`), watched by a thread that
+//! reads in its place while that loop is held up, else a thread of its own (see
+//! `start_reader`).
 
 use super::backlog::Backlog;
 use super::pending::{PendingRequests, Reply, Responder};
@@ -9,7 +11,7 @@ use crate::protocol::{encode_frame, Frame, FrameDecoder, FrameType, RequestHeade
 use std::cell::{Cell, RefCell};
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -75,6 +77,14 @@ pub trait NoticeSink: Send + Sync + 'static {
     /// the stdout reader pauses while it is over its limit. `None`: no backpressure.
     fn backlog(&self) -> Option<Arc<Backlog>> {
         None
+    }
+    /// Offered the sidecar's stdout, to read it on the sink's own event loop instead of a
+    /// thread of its own; `Err` hands it back. Whoever takes it calls
+    /// [`StdoutReader::read_ready`] when the pipe is readable and delivers what that queued
+    /// (the flush is theirs), and drops the reader once it reports the end.
+    #[cfg(unix)]
+    fn adopt_reader(&self, reader: StdoutReader) -> Result<(), StdoutReader> {
+        Err(reader)
     }
 }
 
@@ -494,9 +504,12 @@ async fn write_loop(shared: Arc<Shared>, mut stdin: ChildStdin) {
 
 /// Starts reading the sidecar's stdout; the returned future completes when the reader ended.
 ///
-/// On Unix a thread of its own reads the pipe with blocking reads: a frame that arrives costs
-/// the one wake-up of that thread, where the runtime's reader costs an epoll round, a task
-/// wake-up and a second read that finds the pipe empty.
+/// On Unix the sink may read the pipe on its own event loop (the Node layer does, on the
+/// JavaScript thread: frames are then delivered without a hand-over between threads); a
+/// watchdog thread reads in its place while that loop leaves data unread for
+/// [`LOOP_STALL`]. Otherwise a thread of its own reads the pipe with blocking reads: a frame
+/// that arrives costs the one wake-up of that thread, where the runtime's reader costs an
+/// epoll round, a task wake-up and a second read that finds the pipe empty.
 #[cfg(unix)]
 fn start_reader(
     shared: &Arc<Shared>,
@@ -504,18 +517,229 @@ fn start_reader(
 ) -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     let file = std::fs::File::from(stdout.into_owned_fd()?);
     let (done, ended) = oneshot::channel::<()>();
-    let shared = shared.clone();
-    std::thread::Builder::new()
-        .name("pion-ipc-reader".into())
-        .spawn(move || {
-            // Callbacks run here may spawn tasks.
-            let _runtime = shared.runtime.enter();
-            read_blocking(&shared, file);
-            drop(done);
-        })?;
+    let reader = StdoutReader {
+        inner: Arc::new(ReaderInner {
+            shared: shared.clone(),
+            file,
+            state: Mutex::new(ReadState {
+                decoder: FrameDecoder::new(),
+                discard: false,
+                done: Some(done),
+            }),
+            started: std::time::Instant::now(),
+            loop_read_at: AtomicU64::new(0),
+        }),
+    };
+    match shared.sink.adopt_reader(reader.clone()) {
+        Ok(()) => reader.spawn_watchdog()?,
+        Err(reader) => reader.spawn_thread()?,
+    }
     Ok(async move {
         let _ = ended.await;
     })
+}
+
+/// How long the event loop that took the stdout (see [`NoticeSink::adopt_reader`]) may
+/// leave it unread before a thread reads in its place.
+#[cfg(unix)]
+const LOOP_STALL: Duration = Duration::from_millis(20);
+/// How long data may wait in the pipe, once the loop was quiet that long, before the
+/// watchdog takes it.
+#[cfg(unix)]
+const LOOP_GRACE: Duration = Duration::from_millis(2);
+
+/// The sidecar's stdout, for an event loop that is not ours (see
+/// [`NoticeSink::adopt_reader`]). A watchdog thread reads in the loop's place while the
+/// loop is held up (JavaScript busy or blocked), as a reader thread of our own would: so
+/// requests are answered, a paused reader still respects the backlog bound, and stop()
+/// still ends a sidecar whose stdout is full.
+#[cfg(unix)]
+#[derive(Clone)]
+pub struct StdoutReader {
+    inner: Arc<ReaderInner>,
+}
+
+#[cfg(unix)]
+struct ReaderInner {
+    shared: Arc<Shared>,
+    file: std::fs::File,
+    state: Mutex<ReadState>,
+    started: std::time::Instant,
+    /// When the loop last called [`StdoutReader::read_ready`], in µs since `started`.
+    loop_read_at: AtomicU64,
+}
+
+#[cfg(unix)]
+struct ReadState {
+    decoder: FrameDecoder,
+    /// The stream was corrupt: the sidecar was killed, the rest is read and thrown away.
+    discard: bool,
+    /// Dropped when stdout ended: the exit waiter goes on then.
+    done: Option<oneshot::Sender<()>>,
+}
+
+#[cfg(unix)]
+impl StdoutReader {
+    pub fn fd(&self) -> i32 {
+        use std::os::fd::AsRawFd;
+        self.inner.file.as_raw_fd()
+    }
+
+    /// Makes reads return at once when the pipe is empty (for [`Self::read_ready`]), or
+    /// wait for data again.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> std::io::Result<()> {
+        // SAFETY: fcntl(2) on the descriptor this reader owns.
+        let flags = unsafe { libc::fcntl(self.fd(), libc::F_GETFL) };
+        let flags = if nonblocking {
+            flags | libc::O_NONBLOCK
+        } else {
+            flags & !libc::O_NONBLOCK
+        };
+        // SAFETY: as above.
+        if flags < 0 || unsafe { libc::fcntl(self.fd(), libc::F_SETFL, flags) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Reads on a thread of its own, with blocking reads, until stdout ends. Only for a
+    /// reader nothing has read from yet.
+    pub fn spawn_thread(self) -> std::io::Result<()> {
+        self.set_nonblocking(false)?;
+        std::thread::Builder::new()
+            .name("pion-ipc-reader".into())
+            .spawn(move || {
+                let inner = &self.inner;
+                // Callbacks run here may spawn tasks.
+                let _runtime = inner.shared.runtime.enter();
+                read_blocking(&inner.shared, &inner.file);
+                inner.state.lock().unwrap().done = None;
+            })?;
+        Ok(())
+    }
+
+    /// For the event loop: reads what the (non-blocking) pipe holds, up to about `budget`
+    /// bytes, and dispatches every whole frame in it (responses are answered here, events
+    /// queued on the sink; the flush is the caller's). False once stdout ended.
+    pub fn read_ready(&self, budget: usize) -> bool {
+        let elapsed = self.inner.started.elapsed().as_micros() as u64;
+        self.inner.loop_read_at.store(elapsed, Ordering::Relaxed);
+        self.read_some(budget).0
+    }
+
+    /// True once stdout ended.
+    pub fn ended(&self) -> bool {
+        self.inner.state.lock().unwrap().done.is_none()
+    }
+
+    /// (still open, bytes read)
+    fn read_some(&self, budget: usize) -> (bool, usize) {
+        let inner = &*self.inner;
+        let fd = self.fd();
+        let mut state = inner.state.lock().unwrap();
+        if state.done.is_none() {
+            return (false, 0);
+        }
+        let state = &mut *state;
+        let mut total = 0;
+        while total < budget {
+            state.decoder.reserve_for_read(READ_CHUNK);
+            let buf = state.decoder.buffer_mut();
+            let spare = buf.spare_capacity_mut();
+            // SAFETY: read(2) on the descriptor this reader owns, into spare capacity.
+            let n = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), spare.len()) };
+            if n < 0 {
+                match std::io::Error::last_os_error().kind() {
+                    std::io::ErrorKind::Interrupted => continue,
+                    std::io::ErrorKind::WouldBlock => return (true, total),
+                    _ => break,
+                }
+            }
+            if n == 0 {
+                break;
+            }
+            total += n as usize;
+            if state.discard {
+                continue;
+            }
+            // SAFETY: read(2) initialised these n bytes.
+            unsafe { buf.set_len(buf.len() + n as usize) };
+            if !dispatch_frames(&inner.shared, &mut state.decoder) {
+                state.discard = true;
+            }
+        }
+        if total >= budget {
+            return (true, total);
+        }
+        if !state.discard {
+            report_partial_frame(&inner.shared, &state.decoder);
+        }
+        state.done = None;
+        (false, total)
+    }
+
+    /// Reads in the loop's place whenever the loop has left the pipe alone for
+    /// [`LOOP_STALL`] while data waited in it, until stdout ends.
+    fn spawn_watchdog(self) -> std::io::Result<()> {
+        std::thread::Builder::new()
+            .name("pion-ipc-watchdog".into())
+            .spawn(move || {
+                let _runtime = self.inner.shared.runtime.enter();
+                self.watch();
+            })?;
+        Ok(())
+    }
+
+    fn watch(&self) {
+        let shared = &self.inner.shared;
+        let since_loop = || {
+            let now = self.inner.started.elapsed().as_micros() as u64;
+            Duration::from_micros(
+                now.saturating_sub(self.inner.loop_read_at.load(Ordering::Relaxed)),
+            )
+        };
+        let mut reading = false;
+        while !self.ended() {
+            let quiet = since_loop();
+            if quiet < LOOP_STALL {
+                reading = false;
+                std::thread::sleep(LOOP_STALL - quiet);
+                continue;
+            }
+            if !self.wait_readable(LOOP_STALL) {
+                continue;
+            }
+            if !reading {
+                // Data is there; the loop normally takes it at once.
+                std::thread::sleep(LOOP_GRACE);
+                if since_loop() < LOOP_STALL {
+                    continue;
+                }
+                reading = true;
+            }
+            // Undelivered frames over the limit: leave them in the pipe, as the reader
+            // thread does (never while stopping or after the exit).
+            if shared.backlog.as_ref().is_some_and(|b| b.over_limit()) && !shared.gone_or_stopping()
+            {
+                std::thread::sleep(LOOP_GRACE);
+                continue;
+            }
+            self.read_some(READ_CHUNK);
+            shared.sink.flush();
+        }
+    }
+
+    /// Waits at most `limit` for the pipe to hold data (or to end).
+    fn wait_readable(&self, limit: Duration) -> bool {
+        let mut poll = libc::pollfd {
+            fd: self.fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll(2) on one descriptor this reader owns.
+        let n = unsafe { libc::poll(&mut poll, 1, limit.as_millis() as i32) };
+        n > 0
+    }
 }
 
 #[cfg(not(unix))]
@@ -530,7 +754,7 @@ fn start_reader(
 }
 
 #[cfg(unix)]
-fn read_blocking(shared: &Shared, stdout: std::fs::File) {
+fn read_blocking(shared: &Shared, stdout: &std::fs::File) {
     use std::os::fd::AsRawFd;
     let fd = stdout.as_raw_fd();
     let mut decoder = FrameDecoder::new();
@@ -549,7 +773,7 @@ fn read_blocking(shared: &Shared, stdout: std::fs::File) {
         // SAFETY: read(2) initialised these n bytes.
         unsafe { buf.set_len(buf.len() + n as usize) };
         if !dispatch_frames(shared, &mut decoder) {
-            let _ = std::io::copy(&mut &stdout, &mut std::io::sink());
+            let _ = std::io::copy(&mut &*stdout, &mut std::io::sink());
             return;
         }
         shared.sink.flush();

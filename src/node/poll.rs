@@ -1,0 +1,158 @@
+//! Reading the sidecar's stdout on the JavaScript thread's own libuv loop (Unix).
+//!
+//! A thread of our own reading stdout has to hand every batch over to the JavaScript thread:
+//! two thread wake-ups where one would do, and the second one's latency (a busy two-core
+//! machine makes a woken thread wait for a CPU) lies on every round trip an application
+//! makes, such as refilling a channel after `bufferedamountlow`. Here the pipe is watched
+//! by a `uv_poll_t` on the loop JavaScript runs on: when it is readable, what it holds is
+//! read (up to [`READ_BUDGET`] bytes, then the loop gets its turn again), dispatched and
+//! delivered at once, in one callback scope, so promise jobs run right after it as after
+//! any other I/O callback.
+//!
+//! Backpressure comes for free: nothing is read while JavaScript is busy, so the pipe fills
+//! and the sidecar stops taking data off SCTP. The handle is unreferenced (whether Node
+//! stays alive is the bridge's ThreadsafeFunction's business, as before) and is closed when
+//! stdout ends or the environment goes away.
+
+use super::bridge::{self, Bridge};
+use crate::sidecar::StdoutReader;
+use napi::sys;
+use std::ffi::{c_int, c_void};
+use std::ptr;
+use std::sync::{Arc, Weak};
+
+/// libuv's `UV_POLL` handle type and `UV_READABLE` event.
+const UV_POLL: c_int = 8;
+const UV_READABLE: c_int = 1;
+/// The most one callback reads before other callbacks of the loop get their turn.
+const READ_BUDGET: usize = 256 * 1024;
+
+// libuv, as exported by the Node binary that loads the addon.
+extern "C" {
+    fn uv_handle_size(kind: c_int) -> usize;
+    fn uv_poll_init(event_loop: *mut c_void, handle: *mut c_void, fd: c_int) -> c_int;
+    fn uv_poll_start(
+        handle: *mut c_void,
+        events: c_int,
+        callback: unsafe extern "C" fn(*mut c_void, c_int, c_int),
+    ) -> c_int;
+    fn uv_poll_stop(handle: *mut c_void) -> c_int;
+    fn uv_unref(handle: *mut c_void);
+    fn uv_close(handle: *mut c_void, callback: Option<unsafe extern "C" fn(*mut c_void)>);
+}
+
+/// Owned by its handle: `handle->data` (the first field of every libuv handle) points here,
+/// and the close callback frees both.
+struct Poller {
+    env: sys::napi_env,
+    /// The `uv_poll_t`, as 8-byte words of the size libuv asks for.
+    storage: Box<[u64]>,
+    reader: Option<StdoutReader>,
+    bridge: Weak<Bridge>,
+    context: sys::napi_async_context,
+}
+
+impl Poller {
+    fn handle(&mut self) -> *mut c_void {
+        self.storage.as_mut_ptr().cast()
+    }
+}
+
+/// Starts reading `reader` on `env`'s loop; gives it back when that cannot be done. Its
+/// watchdog thread reads in the loop's place while JavaScript holds the loop up.
+///
+/// # Safety
+/// On the JavaScript thread of `env`.
+pub unsafe fn install(
+    env: sys::napi_env,
+    bridge: &Arc<Bridge>,
+    reader: StdoutReader,
+) -> Result<(), StdoutReader> {
+    let mut event_loop = ptr::null_mut();
+    if sys::napi_get_uv_event_loop(env, &mut event_loop) != sys::Status::napi_ok
+        || event_loop.is_null()
+    {
+        return Err(reader);
+    }
+    let words = uv_handle_size(UV_POLL).div_ceil(8);
+    let mut poller = Box::new(Poller {
+        env,
+        storage: vec![0u64; words].into_boxed_slice(),
+        reader: None,
+        bridge: Arc::downgrade(bridge),
+        context: ptr::null_mut(),
+    });
+    if uv_poll_init(event_loop.cast(), poller.handle(), reader.fd()) != 0 {
+        return Err(reader);
+    }
+    let mut name = ptr::null_mut();
+    let label = "pion-ipc stdout";
+    sys::napi_create_string_utf8(env, label.as_ptr().cast(), label.len() as isize, &mut name);
+    sys::napi_async_init(env, ptr::null_mut(), name, &mut poller.context);
+    poller.reader = Some(reader);
+    let handle = poller.handle();
+    let poller = Box::into_raw(poller);
+    *handle.cast::<*mut Poller>() = poller;
+    uv_unref(handle);
+    if uv_poll_start(handle, UV_READABLE, on_readable) != 0 {
+        let reader = (*poller).reader.take();
+        stop(poller, false);
+        return reader.map_or(Ok(()), Err);
+    }
+    sys::napi_add_env_cleanup_hook(env, Some(on_env_cleanup), poller.cast());
+    Ok(())
+}
+
+unsafe extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_int) {
+    let poller = *handle.cast::<*mut Poller>();
+    let Some(bridge) = (*poller).bridge.upgrade() else {
+        stop(poller, true);
+        return;
+    };
+    let env = (*poller).env;
+    let mut handles = ptr::null_mut();
+    sys::napi_open_handle_scope(env, &mut handles);
+    let mut resource = ptr::null_mut();
+    sys::napi_create_object(env, &mut resource);
+    let mut scope = ptr::null_mut();
+    let scoped = sys::napi_open_callback_scope(env, resource, (*poller).context, &mut scope)
+        == sys::Status::napi_ok;
+    let alive = status >= 0
+        && match (*poller).reader.as_ref() {
+            Some(reader) => bridge::reading(&bridge, || reader.read_ready(READ_BUDGET)),
+            None => false,
+        };
+    bridge::deliver(env, &bridge);
+    if scoped {
+        // Runs the promise jobs and nextTick callbacks of this delivery.
+        sys::napi_close_callback_scope(env, scope);
+    }
+    sys::napi_close_handle_scope(env, handles);
+    if !alive {
+        stop(poller, true);
+    }
+}
+
+unsafe extern "C" fn on_env_cleanup(poller: *mut c_void) {
+    stop(poller.cast(), false);
+}
+
+/// Stops watching and closes the handle; the close callback frees the poller.
+unsafe fn stop(poller: *mut Poller, remove_hook: bool) {
+    let env = (*poller).env;
+    drop((*poller).reader.take());
+    let handle = (*poller).handle();
+    uv_poll_stop(handle);
+    if remove_hook {
+        sys::napi_remove_env_cleanup_hook(env, Some(on_env_cleanup), poller.cast());
+    }
+    if !(*poller).context.is_null() {
+        sys::napi_async_destroy(env, (*poller).context);
+        (*poller).context = ptr::null_mut();
+    }
+    uv_close(handle, Some(on_closed));
+}
+
+unsafe extern "C" fn on_closed(handle: *mut c_void) {
+    drop(Box::from_raw(*handle.cast::<*mut Poller>()));
+}
