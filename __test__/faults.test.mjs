@@ -357,7 +357,71 @@ describe('events', () => {
   })
 })
 
-describe('backpressure from a slow consumer', () => {
+// How the sidecar's stdout is read (Unix): on the JavaScript thread's loop, with a watchdog
+// thread reading in its place while JavaScript holds the loop up (the default), or by a
+// reader thread of its own (PION_NODE_RS_READER=thread). Both must hold what follows.
+function withReaderMode(mode) {
+  let saved
+  before(() => {
+    saved = process.env.PION_NODE_RS_READER
+    if (mode === 'thread') process.env.PION_NODE_RS_READER = 'thread'
+    else delete process.env.PION_NODE_RS_READER
+  })
+  after(() => {
+    if (saved === undefined) delete process.env.PION_NODE_RS_READER
+    else process.env.PION_NODE_RS_READER = saved
+  })
+}
+
+// This process's threads (Linux) as tid -> name, for telling which reader runs.
+function threads() {
+  const names = new Map()
+  for (const tid of fs.readdirSync('/proc/self/task')) {
+    try {
+      names.set(tid, fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim())
+    } catch {}
+  }
+  return names
+}
+
+describe('stdout reader mode', { skip: process.platform !== 'linux' && 'needs /proc' }, () => {
+  for (const mode of ['loop', 'thread']) {
+    describe(mode, () => {
+      withReaderMode(mode)
+      test(`the ${mode} reader delivers 2,000 events in order and answers requests`, async () => {
+        const lines = []
+        await withIpc({ binPath: bin('echo'), logger: (line) => lines.push(line) }, async (ipc) => {
+          const earlier = threads()
+          await withTimeout(ipc.start(), 5000, 'start()')
+          // the threads this start() made (an earlier instance's may still be ending)
+          const names = [...threads()].filter(([tid]) => !earlier.has(tid)).map(([, name]) => name)
+          // comm is cut at 15 characters
+          assert.equal(names.includes('pion-ipc-watchd'), mode === 'loop', `threads: ${names}`)
+          assert.equal(names.includes('pion-ipc-reader'), mode === 'thread', `threads: ${names}`)
+          let received = 0
+          let outOfOrder = 0
+          ipc.on('test.event', ({ payload }) => {
+            if (payload.readUInt32LE(0) !== received) outOfOrder++
+            received++
+          })
+          await withTimeout(ipc.request('emit', {}, { count: 2000 }), 5000, 'emit')
+          await waitFor(() => received === 2000, 10000, '2000 events')
+          assert.equal(outOfOrder, 0)
+          const r = await withTimeout(ipc.request('ping'), 2000, 'ping')
+          assert.equal(r.header.ok, true)
+        })
+        assert.deepEqual(
+          lines.filter((l) => l.includes('cannot watch')),
+          [],
+          'the loop reader was installed',
+        )
+      })
+    })
+  }
+})
+
+for (const mode of ['loop', 'thread']) describe(`backpressure from a slow consumer (${mode} reader)`, () => {
+  withReaderMode(mode)
   const MiB = 1 << 20
   const FRAME = 16 * 1024
   const COUNT = 4096 // 64 MiB in 'test.flood' events

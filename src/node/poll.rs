@@ -85,10 +85,12 @@ pub unsafe fn install(
     if uv_poll_init(event_loop.cast(), poller.handle(), reader.fd()) != 0 {
         return Err(reader);
     }
+    let mut resource = ptr::null_mut();
+    sys::napi_create_object(env, &mut resource);
     let mut name = ptr::null_mut();
     let label = "pion-ipc stdout";
     sys::napi_create_string_utf8(env, label.as_ptr().cast(), label.len() as isize, &mut name);
-    sys::napi_async_init(env, ptr::null_mut(), name, &mut poller.context);
+    sys::napi_async_init(env, resource, name, &mut poller.context);
     poller.reader = Some(reader);
     let handle = poller.handle();
     let poller = Box::into_raw(poller);
