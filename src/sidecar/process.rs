@@ -81,7 +81,8 @@ pub trait NoticeSink: Send + Sync + 'static {
     /// Offered the sidecar's stdout, to read it on the sink's own event loop instead of a
     /// thread of its own; `Err` hands it back. Whoever takes it calls
     /// [`StdoutReader::read_ready`] when the pipe is readable and delivers what that queued
-    /// (the flush is theirs), and drops the reader once it reports the end.
+    /// (the flush is theirs), until it reports the end. A watchdog thread reads in the
+    /// loop's place while the loop leaves data unread.
     #[cfg(unix)]
     fn adopt_reader(&self, reader: StdoutReader) -> Result<(), StdoutReader> {
         Err(reader)
