@@ -644,28 +644,14 @@ impl StdoutReader {
         let state = &mut *state;
         let mut total = 0;
         while total < budget {
-            state.decoder.reserve_for_read(READ_CHUNK);
-            let buf = state.decoder.buffer_mut();
-            let spare = buf.spare_capacity_mut();
-            // SAFETY: read(2) on the descriptor this reader owns, into spare capacity.
-            let n = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), spare.len()) };
-            if n < 0 {
-                match std::io::Error::last_os_error().kind() {
-                    std::io::ErrorKind::Interrupted => continue,
-                    std::io::ErrorKind::WouldBlock => return (true, total),
-                    _ => break,
-                }
+            match read_into(fd, &mut state.decoder) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return (true, total),
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
             }
-            if n == 0 {
-                break;
-            }
-            total += n as usize;
             if state.discard {
-                continue;
-            }
-            // SAFETY: read(2) initialised these n bytes.
-            unsafe { buf.set_len(buf.len() + n as usize) };
-            if !dispatch_frames(&inner.shared, &mut state.decoder) {
+                state.decoder.buffer_mut().clear();
+            } else if !dispatch_frames(&inner.shared, &mut state.decoder) {
                 state.discard = true;
             }
         }
@@ -718,12 +704,12 @@ impl StdoutReader {
                 }
                 reading = true;
             }
-            // Undelivered frames over the limit: leave them in the pipe, as the reader
-            // thread does (never while stopping or after the exit).
-            if shared.backlog.as_ref().is_some_and(|b| b.over_limit()) && !shared.gone_or_stopping()
-            {
-                std::thread::sleep(LOOP_GRACE);
-                continue;
+            // Undelivered frames over the limit: leave them in the pipe until there is room,
+            // as the reader thread does (never while stopping or after the exit).
+            if let Some(backlog) = shared.backlog.as_ref().filter(|b| b.over_limit()) {
+                shared
+                    .runtime
+                    .block_on(backlog.wait_for_room(|| shared.gone_or_stopping()));
             }
             self.read_some(READ_CHUNK);
             shared.sink.flush();
@@ -754,25 +740,37 @@ fn start_reader(
     })
 }
 
+/// One read(2) of the sidecar's stdout into `decoder`'s spare capacity, again after EINTR:
+/// the number of bytes read, 0 at the end of the stream.
+#[cfg(unix)]
+fn read_into(fd: i32, decoder: &mut FrameDecoder) -> std::io::Result<usize> {
+    loop {
+        decoder.reserve_for_read(READ_CHUNK);
+        let buf = decoder.buffer_mut();
+        let spare = buf.spare_capacity_mut();
+        // SAFETY: read(2) on the stdout descriptor, into the buffer's spare capacity.
+        let n = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), spare.len()) };
+        if n >= 0 {
+            // SAFETY: read(2) initialised these n bytes.
+            unsafe { buf.set_len(buf.len() + n as usize) };
+            return Ok(n as usize);
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
 #[cfg(unix)]
 fn read_blocking(shared: &Shared, stdout: &std::fs::File) {
     use std::os::fd::AsRawFd;
     let fd = stdout.as_raw_fd();
     let mut decoder = FrameDecoder::new();
     loop {
-        decoder.reserve_for_read(READ_CHUNK);
-        let buf = decoder.buffer_mut();
-        let spare = buf.spare_capacity_mut();
-        // SAFETY: read(2) on the descriptor `stdout` owns, into the buffer's spare capacity.
-        let n = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), spare.len()) };
-        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-            continue;
-        }
-        if n <= 0 {
+        if matches!(read_into(fd, &mut decoder), Ok(0) | Err(_)) {
             break;
         }
-        // SAFETY: read(2) initialised these n bytes.
-        unsafe { buf.set_len(buf.len() + n as usize) };
         if !dispatch_frames(shared, &mut decoder) {
             let _ = std::io::copy(&mut &*stdout, &mut std::io::sink());
             return;
