@@ -4,42 +4,17 @@
 // processes that see nothing of this checkout (no binPath, no PION_IPC_BIN).
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
-import { connect } from 'node:net'
-import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { existsSync, mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { installedProject, root, rootPkg, run as runIn, sidecarPkg } from './helpers/installed.mjs'
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-const rootPkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
-const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
-const sidecarPkg = `@coclaw/pion-ipc-${process.platform}-${process.arch}`
 const EXPORTS = ['PionIpc', 'RTCPeerConnection', 'RTCDataChannel', 'PeerConnection', 'DataChannel']
 
-const project = mkdtempSync(join(tmpdir(), 'pion-node-rs-packaging-'))
+let project
 let packed // { main, platform, triple, version }
+let cleanup = () => {}
 
-// The children find everything through the project's node_modules, nothing through us.
-const childEnv = { ...process.env }
-for (const name of ['PION_IPC_BIN', 'NODE_PATH', 'NODE_OPTIONS', 'NODE_TEST_CONTEXT', 'NAPI_RS_NATIVE_LIBRARY_PATH']) {
-  delete childEnv[name]
-}
-for (const name of Object.keys(childEnv)) if (name.startsWith('npm_')) delete childEnv[name]
-
-/** Runs a command to completion within `timeout` ms; rejects with its output on failure. */
-function run(cmd, args, { cwd = project, timeout, env = childEnv } = {}) {
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { cwd, env, timeout, killSignal: 'SIGKILL', maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      if (err) {
-        const why = err.killed ? `killed after ${timeout} ms` : `exit code ${err.code}`
-        reject(new Error(`${cmd} ${args.join(' ')}: ${why}\n--- stdout\n${stdout}\n--- stderr\n${stderr}`))
-      } else {
-        resolve({ stdout, stderr })
-      }
-    })
-  })
-}
+const run = (cmd, args, options = {}) => runIn(cmd, args, { cwd: project, ...options })
 
 /** Runs `file` (written into the project) with node; returns its last stdout line as JSON. */
 async function node(file, source, timeout = 20_000) {
@@ -48,50 +23,20 @@ async function node(file, source, timeout = 20_000) {
   return JSON.parse(stdout.trim().split('\n').pop())
 }
 
-/** Whether the npm registry answers a TCP connect within 3 s (not in a bare network namespace). */
-async function registryReachable() {
-  const { stdout } = await run(npm, ['config', 'get', 'registry'], { cwd: root, timeout: 15_000, env: process.env })
-  const url = new URL(stdout.trim())
-  const port = Number(url.port) || (url.protocol === 'http:' ? 80 : 443)
-  return new Promise((resolve) => {
-    const socket = connect({ host: url.hostname, port, timeout: 3000 })
-    const done = (ok) => {
-      socket.destroy()
-      resolve(ok)
-    }
-    socket.once('connect', () => done(true))
-    socket.once('timeout', () => done(false))
-    socket.once('error', () => done(false))
-  })
-}
-
 before(
   async () => {
-    // May build the addon first (when the sources are newer than it).
-    const { stdout } = await run(process.execPath, [join(root, 'scripts', 'package.mjs'), '--json'], {
-      cwd: root,
-      timeout: 300_000,
-      env: process.env,
-    })
-    packed = JSON.parse(stdout.trim().split('\n').pop())
-    await run(npm, ['init', '-y'], { timeout: 30_000 })
-    // Inside scripts/netns-run.sh there is no route out: npm then works from its cache,
-    // which `npm install` in this checkout has filled with the same packages.
-    const online = await registryReachable()
-    const sidecar = `${sidecarPkg}@${rootPkg.optionalDependencies[sidecarPkg]}`
-    const install = ['install', '--no-audit', '--no-fund', '--omit=dev', online ? '--prefer-offline' : '--offline']
-    await run(npm, [...install, packed.main, packed.platform, sidecar, 'typescript@5', '@types/node@20'], {
-      timeout: 120_000,
-    }).catch((err) => {
-      if (online) throw err
-      const hint = 'the npm registry is unreachable (network namespace?) and the npm cache lacks a package: run `npm install` in the checkout first, or this test outside scripts/netns-run.sh'
-      throw new Error(`${hint}\n${err.message}`)
-    })
+    // May build the addon first (when the sources are newer than it). No registry: the
+    // tarballs are local, so this works offline and with an empty npm cache.
+    ;({ project, packed, cleanup } = await installedProject('pion-node-rs-packaging-'))
+    // The type check uses the checkout's own TypeScript and @types/node (dev dependencies
+    // that its `npm install` put there), as a user's project has its own.
+    mkdirSync(join(project, 'node_modules', '@types'), { recursive: true })
+    symlinkSync(join(root, 'node_modules', '@types', 'node'), join(project, 'node_modules', '@types', 'node'), 'dir')
   },
   { timeout: 420_000 },
 )
 
-after(() => rmSync(project, { recursive: true, force: true }))
+after(() => cleanup())
 
 test('the main tarball holds the JavaScript and the types, not the binary', async () => {
   const { stdout } = await run('tar', ['tzf', packed.main], { timeout: 10_000 })
@@ -296,7 +241,7 @@ export function make(): pion.RTCPeerConnection {
 }
 `,
   )
-  const tsc = join(project, 'node_modules', 'typescript', 'bin', 'tsc')
+  const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
   const args = ['--noEmit', '--strict', '--target', 'es2022', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--types', 'node']
   await run(process.execPath, [tsc, ...args, 'check.mts', 'check.cts'], { timeout: 50_000 })
 })
