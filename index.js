@@ -66,7 +66,16 @@ function message(target, data, offset, length) {
   }
 }
 
-binding.init(dispatch, (handle) => new RTCDataChannel(INTERNAL, new binding.NativeDataChannel(handle)), message)
+// The stdout reader on the event loop needs Node's own libuv (Node, Electron); Bun and Deno
+// provide libuv's names, not its loop, and get the reader thread.
+const realLibuv =
+  process.release?.name === 'node' &&
+  process.versions?.bun === undefined &&
+  process.versions?.deno === undefined &&
+  typeof globalThis.Bun === 'undefined' &&
+  typeof globalThis.Deno === 'undefined'
+
+binding.init(dispatch, (handle) => new RTCDataChannel(INTERNAL, new binding.NativeDataChannel(handle)), message, realLibuv)
 
 // Native methods throw for bad arguments; as promise-returning methods they reject instead.
 // The native promise itself is returned (not adopted by an async function), so it settles

@@ -146,14 +146,17 @@ fn capture(f: Box<dyn FnOnce() + Send>) -> Vec<Notice> {
 /// Called once by index.js: `dispatch(target, name, ...args)` emits one event (or logs a
 /// line); `wrapChannel(native)` wraps a channel the remote opened; `message(target, data)`
 /// emits `message` with `{ data }` (the hot path, without rest arguments or an event object
-/// built property by property through napi).
+/// built property by property through napi). `real_libuv` says whether the runtime is one
+/// whose event loop is Node's own libuv (Node, Electron), which the loop reader needs.
 #[napi]
 #[allow(dead_code)] // called from JavaScript only
 pub fn init(
     dispatch: Function<Batch, Unknown<'static>>,
     wrap_channel: Function<Unknown<'static>, Unknown<'static>>,
     message: Function<Unknown<'static>, Unknown<'static>>,
+    real_libuv: Option<bool>,
 ) -> Result<()> {
+    REAL_LIBUV.store(real_libuv.unwrap_or(false), Ordering::Relaxed);
     let hooks = Hooks {
         dispatch: dispatch.create_ref()?,
         wrap_channel: wrap_channel.create_ref()?,
@@ -184,6 +187,22 @@ struct JsSide {
     targets: HashMap<u64, JsOnly<sys::napi_ref>>,
     deferreds: HashMap<u64, JsOnly<sys::napi_deferred>>,
     next_token: u64,
+}
+
+/// Whether the runtime's event loop is a real libuv loop (see [`init`]). Bun and Deno export
+/// libuv's names but not its behaviour: Bun aborts in `uv_poll_init`. Unknown runtimes get
+/// the reader thread.
+static REAL_LIBUV: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Which stdout reader a sidecar gets: `PION_NODE_RS_READER=thread` or `=loop` choose;
+/// otherwise the loop reader where the runtime's loop is real libuv, else the thread.
+#[cfg(unix)]
+fn wants_loop_reader() -> bool {
+    match std::env::var_os("PION_NODE_RS_READER") {
+        Some(v) if v == "thread" => false,
+        Some(v) if v == "loop" => true,
+        _ => REAL_LIBUV.load(Ordering::Relaxed),
+    }
 }
 
 #[derive(Default)]
@@ -250,14 +269,14 @@ impl NoticeSink for Bridge {
         }
     }
 
-    /// The stdout is read on the JavaScript thread (see `poll.rs`) unless
-    /// `PION_NODE_RS_READER=thread` asks for the reader thread, or nothing can deliver yet.
+    /// The stdout is read on the JavaScript thread (see `poll.rs`) where [`wants_loop_reader`]
+    /// says so and something can deliver; otherwise by the reader thread.
     #[cfg(unix)]
     fn adopt_reader(
         &self,
         reader: crate::sidecar::StdoutReader,
     ) -> std::result::Result<(), crate::sidecar::StdoutReader> {
-        if std::env::var_os("PION_NODE_RS_READER").is_some_and(|v| v == "thread")
+        if !wants_loop_reader()
             || self.dispatch.lock().unwrap().is_none()
             || reader.set_nonblocking(true).is_err()
         {

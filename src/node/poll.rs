@@ -98,7 +98,7 @@ pub unsafe fn install(
     uv_unref(handle);
     if uv_poll_start(handle, UV_READABLE, on_readable) != 0 {
         let reader = (*poller).reader.take();
-        stop(poller, false);
+        stop(poller, Stop::BeforeHook);
         return reader.map_or(Ok(()), Err);
     }
     sys::napi_add_env_cleanup_hook(env, Some(on_env_cleanup), poller.cast());
@@ -108,7 +108,7 @@ pub unsafe fn install(
 unsafe extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_int) {
     let poller = *handle.cast::<*mut Poller>();
     let Some(bridge) = (*poller).bridge.upgrade() else {
-        stop(poller, true);
+        stop(poller, Stop::Running);
         return;
     };
     let env = (*poller).env;
@@ -131,24 +131,37 @@ unsafe extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_
     }
     sys::napi_close_handle_scope(env, handles);
     if !alive {
-        stop(poller, true);
+        stop(poller, Stop::Running);
     }
 }
 
 unsafe extern "C" fn on_env_cleanup(poller: *mut c_void) {
-    stop(poller.cast(), false);
+    stop(poller.cast(), Stop::EnvCleanup);
+}
+
+/// Who stops the poller, which decides what may still be touched.
+#[derive(PartialEq)]
+enum Stop {
+    /// `install` failed before the cleanup hook was added.
+    BeforeHook,
+    /// Stdout ended or the bridge is gone: JavaScript runs, the hook is still registered.
+    Running,
+    /// The environment is being torn down: no napi call that makes V8 handles may run
+    /// (Deno aborts with "Cannot create a handle without a HandleScope"); the async context
+    /// goes with the environment.
+    EnvCleanup,
 }
 
 /// Stops watching and closes the handle; the close callback frees the poller.
-unsafe fn stop(poller: *mut Poller, remove_hook: bool) {
+unsafe fn stop(poller: *mut Poller, by: Stop) {
     let env = (*poller).env;
     drop((*poller).reader.take());
     let handle = (*poller).handle();
     uv_poll_stop(handle);
-    if remove_hook {
+    if by == Stop::Running {
         sys::napi_remove_env_cleanup_hook(env, Some(on_env_cleanup), poller.cast());
     }
-    if !(*poller).context.is_null() {
+    if by != Stop::EnvCleanup && !(*poller).context.is_null() {
         sys::napi_async_destroy(env, (*poller).context);
         (*poller).context = ptr::null_mut();
     }

@@ -1,0 +1,85 @@
+// Run by matrix.mjs under each runtime, from a project that installed the tarballs. Prints one
+// JSON line of what it saw; the runtime must then exit by itself (nothing is left running).
+import { readFileSync, readdirSync } from 'node:fs'
+import { PionIpc, RTCPeerConnection } from 'pion-node-rs'
+
+const deadline = setTimeout(() => {
+  console.error('check: not done within 40 s')
+  process.exit(2)
+}, 40_000)
+const next = (emitter, event) => new Promise((resolve) => emitter.once(event, (...args) => resolve(args)))
+const threadNames = () =>
+  readdirSync('/proc/self/task').map((tid) => {
+    try {
+      return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim()
+    } catch {
+      return ''
+    }
+  })
+const bytes = (data) => (typeof data === 'string' ? data : [...new Uint8Array(data.buffer, data.byteOffset, data.byteLength)])
+
+const result = {}
+const ipc = new PionIpc()
+await ipc.start()
+const names = threadNames()
+result.reader = names.includes('pion-ipc-reader') ? 'thread' : names.includes('pion-ipc-watchd') ? 'loop' : 'none'
+
+// Loopback: text and binary, both ways.
+const a = new RTCPeerConnection({ _ipc: ipc })
+const b = new RTCPeerConnection({ _ipc: ipc })
+const early = { a: [], b: [] }
+const ready = { a: false, b: false }
+const relay = (from, to, key) =>
+  from.on('icecandidate', ({ candidate }) => {
+    if (!candidate) return
+    if (ready[key]) to.addIceCandidate(candidate).catch(() => {})
+    else early[key].push(candidate)
+  })
+const flush = (to, key) => {
+  ready[key] = true
+  for (const c of early[key]) to.addIceCandidate(c).catch(() => {})
+}
+relay(a, b, 'b')
+relay(b, a, 'a')
+const dcA = a.createDataChannel('runtime')
+const remote = next(b, 'datachannel')
+const openA = next(dcA, 'open')
+const offer = await a.createOffer()
+await a.setLocalDescription(offer)
+await b.setRemoteDescription(offer)
+flush(b, 'b')
+const answer = await b.createAnswer()
+await b.setLocalDescription(answer)
+await a.setRemoteDescription(answer)
+flush(a, 'a')
+const [{ channel: dcB }] = await remote
+await openA
+if (dcB.readyState !== 'open') await next(dcB, 'open')
+const received = { a: [], b: [] }
+const gotB = new Promise((resolve) =>
+  dcB.on('message', ({ data }) => received.b.push(bytes(data)) === 2 && resolve()),
+)
+const gotA = new Promise((resolve) =>
+  dcA.on('message', ({ data }) => received.a.push(bytes(data)) === 2 && resolve()),
+)
+dcA.send('text a→b')
+dcA.send(new Uint8Array([1, 2, 3]))
+dcB.send('text b→a')
+dcB.send(Buffer.from([250, 0, 7]))
+await Promise.all([gotA, gotB])
+result.received = received
+await a.close()
+await b.close()
+
+// A crash of the sidecar is reported as `exit`.
+const pid = ipc.pid
+const exited = next(ipc, 'exit')
+process.kill(pid, 'SIGKILL')
+const [code, signal] = await exited
+result.crash = { code, signal }
+
+// stop(); then nothing may keep the runtime alive.
+await ipc.stop()
+result.stopped = ipc.started === false && ipc.pid === null
+clearTimeout(deadline)
+console.log(JSON.stringify(result))
