@@ -14,9 +14,9 @@ const indexUrl = new URL('../index.mjs', import.meta.url).href
 const webrtcUrl = new URL('./helpers/webrtc.mjs', import.meta.url).href
 
 /** Spawns `code` (ESM) in a child Node with piped stdout/stderr. */
-function startChild(code) {
+function startChild(code, { stdin = 'ignore' } = {}) {
   const started = Date.now()
-  const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: [stdin, 'pipe', 'pipe'] })
   const out = { stdout: '', stderr: '' }
   child.stdout.on('data', (d) => (out.stdout += d))
   child.stderr.on('data', (d) => (out.stderr += d))
@@ -111,12 +111,19 @@ describe('Node exits by itself', () => {
 
 describe('no sidecar outlives its host mid-flood', () => {
   test('process.exit(0) while a data channel floods: the sidecar is gone within 1 s', async () => {
-    const { child, out, exited } = startChild(childFloodCode('process.exit(0)'))
+    // The child exits only once told to (a line on its stdin), after the sidecar was seen
+    // alive: exiting at once raced the check, and lost now and then.
+    const code = childFloodCode('if (globalThis.exitNow) process.exit(0)').replace(
+      'const report =',
+      "process.stdin.once('data', () => { globalThis.exitNow = true })\n    const report =",
+    )
+    const { child, out, exited } = startChild(code, { stdin: 'pipe' })
     try {
       const info = await until(() => tagged(out, 'FLOOD'), 30000, `child flooding (stderr: ${out.stderr})`).catch((err) => {
         throw new Error(`${err.message}; stdout: ${out.stdout}; stderr: ${out.stderr}`)
       })
       assert.ok(alive(info.pid), 'sidecar alive while flooding')
+      child.stdin.write('exit\n')
       const r = await withTimeout(exited, 10000, 'child to process.exit(0)')
       assert.equal(r.code, 0, `exit code; stderr: ${out.stderr}`)
       const gone = await waitGone(info.pid, 1000)
