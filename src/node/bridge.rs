@@ -191,7 +191,8 @@ struct JsSide {
 
 /// Whether the runtime's event loop is a real libuv loop (see [`init`]). Bun and Deno export
 /// libuv's names but not its behaviour: Bun aborts in `uv_poll_init`. Unknown runtimes get
-/// the reader thread.
+/// the reader thread. (Windows has only the tokio reader: unread there.)
+#[cfg_attr(not(unix), allow(dead_code))]
 static REAL_LIBUV: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Which stdout reader a sidecar gets: `PION_NODE_RS_READER=thread` or `=loop` choose;
