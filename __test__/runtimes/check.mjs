@@ -1,6 +1,7 @@
 // Run by matrix.mjs under each runtime, from a project that installed the tarballs. Prints one
 // JSON line of what it saw; the runtime must then exit by itself (nothing is left running).
-import { readFileSync, readdirSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync } from 'node:fs'
+import { Worker } from 'node:worker_threads'
 import { PionIpc, RTCPeerConnection } from 'pion-node-rs'
 
 const deadline = setTimeout(() => {
@@ -77,6 +78,26 @@ const exited = next(ipc, 'exit')
 process.kill(pid, 'SIGKILL')
 const [code, signal] = await exited
 result.crash = { code, signal }
+
+// A worker thread terminated mid-traffic: its sidecar is gone afterwards, the host goes on.
+const worker = new Worker(new URL('./worker.mjs', import.meta.url))
+const workerPid = await new Promise((resolve, reject) => {
+  worker.once('message', ({ pid }) => resolve(pid))
+  worker.once('error', reject)
+})
+const flowing = existsSync(`/proc/${workerPid}`)
+await worker.terminate()
+const goneBy = Date.now() + 3000
+const stat = () => {
+  try {
+    const s = readFileSync(`/proc/${workerPid}/stat`, 'utf8')
+    return s[s.lastIndexOf(')') + 2]
+  } catch {
+    return 'gone'
+  }
+}
+while (!['gone', 'Z'].includes(stat()) && Date.now() < goneBy) await new Promise((r) => setTimeout(r, 20))
+result.worker = { flowing, sidecarGone: ['gone', 'Z'].includes(stat()) }
 
 // stop(); then nothing may keep the runtime alive.
 await ipc.stop()

@@ -43,7 +43,7 @@ before(
       execFileSync('npm', ['install', '--no-audit', '--no-fund', '--no-package-lock'], { cwd: dir, stdio: ['ignore', 'inherit', 'inherit'] })
     }
     installed = await installedProject('pion-node-rs-runtimes-')
-    copyFileSync(join(root, '__test__', 'runtimes', 'check.mjs'), join(installed.project, 'check.mjs'))
+    for (const file of ['check.mjs', 'worker.mjs']) copyFileSync(join(root, '__test__', 'runtimes', file), join(installed.project, file))
   },
   { timeout: 600_000 },
 )
@@ -51,7 +51,7 @@ before(
 after(() => installed?.cleanup())
 
 for (const runtime of RUNTIMES) {
-  test(`${runtime.name}: loopback text and binary both ways, sidecar crash reported as exit, stop() and exit by itself`, { timeout: 90_000 }, async () => {
+  test(`${runtime.name}: loopback text and binary both ways, sidecar crash reported as exit, a worker torn down mid-traffic takes its sidecar, stop() and exit by itself`, { timeout: 90_000 }, async () => {
     const netns = join(root, 'scripts', 'netns-run.sh')
     const { stdout } = await run(netns, [...runtime.cmd, 'check.mjs'], {
       cwd: installed.project,
@@ -65,6 +65,7 @@ for (const runtime of RUNTIMES) {
       a: ['text b→a', [250, 0, 7]],
     })
     assert.deepEqual(result.crash, { code: null, signal: 'SIGKILL' })
+    assert.deepEqual(result.worker, { flowing: true, sidecarGone: true }, `worker teardown under ${runtime.name}`)
     assert.equal(result.stopped, true)
   })
 }
