@@ -27,7 +27,7 @@ before(
   async () => {
     // May build the addon first (when the sources are newer than it). No registry: the
     // tarballs are local, so this works offline and with an empty npm cache.
-    ;({ project, packed, cleanup } = await installedProject('pion-node-rs-packaging-'))
+    ;({ project, packed, cleanup } = await installedProject('pion-node-rs-packaging-', ['__test__/fixtures/installed-pair.mjs']))
     // The type check uses the checkout's own TypeScript and @types/node (dev dependencies
     // that its `npm install` put there), as a user's project has its own.
     mkdirSync(join(project, 'node_modules', '@types'), { recursive: true })
@@ -139,54 +139,24 @@ main().catch((err) => { console.error(err); process.exit(1) })
 test('loopback: two RTCPeerConnections of one PionIpc, a message each way', { timeout: 45_000 }, async () => {
   const result = await node(
     'loopback.mjs',
-    `import { PionIpc, RTCPeerConnection } from 'pion-node-rs'
+    `import { PionIpc } from 'pion-node-rs'
+import { connectPair, next } from './installed-pair.mjs'
 
 const deadline = setTimeout(() => {
   console.error('loopback: no exchange within 30 s')
   process.exit(2)
 }, 30_000)
 
-// Trickle ICE: candidates wait until the other side has its remote description.
-function trickle(from, to) {
-  let early = []
-  from.on('icecandidate', ({ candidate }) => {
-    if (early) early.push(candidate)
-    else to.addIceCandidate(candidate).catch(() => {})
-  })
-  return () => {
-    for (const candidate of early) to.addIceCandidate(candidate).catch(() => {})
-    early = null
-  }
-}
-const next = (emitter, event) => new Promise((resolve) => emitter.once(event, resolve))
-
 const ipc = new PionIpc()
 await ipc.start()
-const a = new RTCPeerConnection({ _ipc: ipc })
-const b = new RTCPeerConnection({ _ipc: ipc })
-const toB = trickle(a, b)
-const toA = trickle(b, a)
-const dcA = a.createDataChannel('loop')
-const remote = next(b, 'datachannel')
-const openA = next(dcA, 'open')
-const offer = await a.createOffer()
-await a.setLocalDescription(offer)
-await b.setRemoteDescription(offer)
-toB()
-const answer = await b.createAnswer()
-await b.setLocalDescription(answer)
-await a.setRemoteDescription(answer)
-toA()
-const { channel: dcB } = await remote
-await openA
-if (dcB.readyState !== 'open') await next(dcB, 'open')
+const { a, b, dcA, dcB } = await connectPair(ipc, 'loop')
 
 const atB = next(dcB, 'message')
 dcA.send('hello from a')
-const toBData = (await atB).data
+const [{ data: toBData }] = await atB
 const atA = next(dcA, 'message')
 dcB.send(Buffer.from([1, 2, 3]))
-const toAData = (await atA).data
+const [{ data: toAData }] = await atA
 
 const states = [a.connectionState, b.connectionState]
 await a.close()

@@ -5,9 +5,9 @@
 // dependencies are skipped by npm), so this works inside the network namespace and with an
 // empty npm cache.
 import { execFile } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -41,10 +41,11 @@ export function run(cmd, args, { cwd, timeout, env = isolatedEnv() } = {}) {
 
 /**
  * Packs this checkout and installs it, with this platform's binary package and the sidecar
- * package, into a new temporary project. Returns { project, packed, cleanup }; packed is what
- * `scripts/package.mjs --json` printed ({ main, platform, triple, version }).
+ * package, into a new temporary project, and copies `files` (paths relative to the checkout)
+ * into it. Returns { project, packed, cleanup }; packed is what `scripts/package.mjs --json`
+ * printed ({ main, platform, triple, version }).
  */
-export async function installedProject(prefix) {
+export async function installedProject(prefix, files = []) {
   const { stdout } = await run(process.execPath, [join(root, 'scripts', 'package.mjs'), '--json'], {
     cwd: root,
     timeout: 300_000,
@@ -61,6 +62,7 @@ export async function installedProject(prefix) {
     await run(npm, ['init', '-y'], { cwd: project, timeout: 30_000 })
     const install = ['install', '--offline', '--no-audit', '--no-fund', '--omit=dev']
     await run(npm, [...install, packed.main, packed.platform, join(project, sidecar.filename)], { cwd: project, timeout: 120_000 })
+    for (const file of files) copyFileSync(join(root, file), join(project, basename(file)))
   } catch (err) {
     rmSync(project, { recursive: true, force: true })
     throw err

@@ -1,14 +1,15 @@
 // Run by matrix.mjs under each runtime, from a project that installed the tarballs. Prints one
 // JSON line of what it saw; the runtime must then exit by itself (nothing is left running).
-import { existsSync, readFileSync, readdirSync } from 'node:fs'
+import { readFileSync, readdirSync } from 'node:fs'
 import { Worker } from 'node:worker_threads'
-import { PionIpc, RTCPeerConnection } from 'pion-node-rs'
+import { PionIpc } from 'pion-node-rs'
+import { connectPair, next } from './installed-pair.mjs'
+import { alive, waitGone } from './util.mjs'
 
 const deadline = setTimeout(() => {
   console.error('check: not done within 40 s')
   process.exit(2)
 }, 40_000)
-const next = (emitter, event) => new Promise((resolve) => emitter.once(event, (...args) => resolve(args)))
 const threadNames = () =>
   readdirSync('/proc/self/task').map((tid) => {
     try {
@@ -26,36 +27,7 @@ const names = threadNames()
 result.reader = names.includes('pion-ipc-reader') ? 'thread' : names.includes('pion-ipc-watchd') ? 'loop' : 'none'
 
 // Loopback: text and binary, both ways.
-const a = new RTCPeerConnection({ _ipc: ipc })
-const b = new RTCPeerConnection({ _ipc: ipc })
-const early = { a: [], b: [] }
-const ready = { a: false, b: false }
-const relay = (from, to, key) =>
-  from.on('icecandidate', ({ candidate }) => {
-    if (!candidate) return
-    if (ready[key]) to.addIceCandidate(candidate).catch(() => {})
-    else early[key].push(candidate)
-  })
-const flush = (to, key) => {
-  ready[key] = true
-  for (const c of early[key]) to.addIceCandidate(c).catch(() => {})
-}
-relay(a, b, 'b')
-relay(b, a, 'a')
-const dcA = a.createDataChannel('runtime')
-const remote = next(b, 'datachannel')
-const openA = next(dcA, 'open')
-const offer = await a.createOffer()
-await a.setLocalDescription(offer)
-await b.setRemoteDescription(offer)
-flush(b, 'b')
-const answer = await b.createAnswer()
-await b.setLocalDescription(answer)
-await a.setRemoteDescription(answer)
-flush(a, 'a')
-const [{ channel: dcB }] = await remote
-await openA
-if (dcB.readyState !== 'open') await next(dcB, 'open')
+const { a, b, dcA, dcB } = await connectPair(ipc, 'runtime')
 const received = { a: [], b: [] }
 const gotB = new Promise((resolve) =>
   dcB.on('message', ({ data }) => received.b.push(bytes(data)) === 2 && resolve()),
@@ -85,19 +57,9 @@ const workerPid = await new Promise((resolve, reject) => {
   worker.once('message', ({ pid }) => resolve(pid))
   worker.once('error', reject)
 })
-const flowing = existsSync(`/proc/${workerPid}`)
+const flowing = alive(workerPid)
 await worker.terminate()
-const goneBy = Date.now() + 3000
-const stat = () => {
-  try {
-    const s = readFileSync(`/proc/${workerPid}/stat`, 'utf8')
-    return s[s.lastIndexOf(')') + 2]
-  } catch {
-    return 'gone'
-  }
-}
-while (!['gone', 'Z'].includes(stat()) && Date.now() < goneBy) await new Promise((r) => setTimeout(r, 20))
-result.worker = { flowing, sidecarGone: ['gone', 'Z'].includes(stat()) }
+result.worker = { flowing, sidecarGone: await waitGone(workerPid, 3000) }
 
 // stop(); then nothing may keep the runtime alive.
 await ipc.stop()

@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { installedProject, isolatedEnv, root, run } from '../helpers/installed.mjs'
 
@@ -42,8 +42,12 @@ before(
       // Needs the registry: this runs outside the namespace, before any check.
       execFileSync('npm', ['install', '--no-audit', '--no-fund', '--no-package-lock'], { cwd: dir, stdio: ['ignore', 'inherit', 'inherit'] })
     }
-    installed = await installedProject('pion-node-rs-runtimes-')
-    for (const file of ['check.mjs', 'worker.mjs']) copyFileSync(join(root, '__test__', 'runtimes', file), join(installed.project, file))
+    installed = await installedProject('pion-node-rs-runtimes-', [
+      '__test__/runtimes/check.mjs',
+      '__test__/runtimes/worker.mjs',
+      '__test__/fixtures/installed-pair.mjs',
+      '__test__/helpers/util.mjs',
+    ])
   },
   { timeout: 600_000 },
 )
