@@ -1,5 +1,7 @@
 //! The sidecar driver against the real pion-ipc binary: start, requests, stop, crash, the
 //! watchdog and timeouts.
+//! Unix only: it sends signals to the sidecar by pid.
+#![cfg(unix)]
 
 use pion_node_rs::protocol::messages::{encode, PcCreate};
 use pion_node_rs::protocol::FrameType;

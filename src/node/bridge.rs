@@ -192,12 +192,12 @@ struct JsSide {
 /// Whether the runtime's event loop is a real libuv loop (see [`init`]). Bun and Deno export
 /// libuv's names but not its behaviour: Bun aborts in `uv_poll_init`. Unknown runtimes get
 /// the reader thread. (Windows has only the tokio reader: unread there.)
-#[cfg_attr(not(unix), allow(dead_code))]
+#[cfg_attr(not(unix_io), allow(dead_code))]
 static REAL_LIBUV: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Which stdout reader a sidecar gets: `PION_NODE_RS_READER=thread` or `=loop` choose;
 /// otherwise the loop reader where the runtime's loop is real libuv, else the thread.
-#[cfg(unix)]
+#[cfg(unix_io)]
 fn wants_loop_reader() -> bool {
     match std::env::var_os("PION_NODE_RS_READER") {
         Some(v) if v == "thread" => false,
@@ -216,7 +216,7 @@ pub struct Bridge {
     myself: OnceLock<Weak<Bridge>>,
     backlog: OnceLock<Arc<Backlog>>,
     /// Sidecar stdouts waiting to be watched on the JavaScript thread's loop.
-    #[cfg(unix)]
+    #[cfg(unix_io)]
     readers: Mutex<Vec<crate::sidecar::StdoutReader>>,
 }
 
@@ -272,7 +272,7 @@ impl NoticeSink for Bridge {
 
     /// The stdout is read on the JavaScript thread (see `poll.rs`) where [`wants_loop_reader`]
     /// says so and something can deliver; otherwise by the reader thread.
-    #[cfg(unix)]
+    #[cfg(unix_io)]
     fn adopt_reader(
         &self,
         reader: crate::sidecar::StdoutReader,
@@ -293,7 +293,7 @@ impl NoticeSink for Bridge {
 
 /// Runs `read` (the stdout reader of `bridge`'s sidecar, on the JavaScript thread) with the
 /// bridge's flushes left out: [`deliver`] follows.
-#[cfg(unix)]
+#[cfg(unix_io)]
 pub(super) fn reading<T>(bridge: &Arc<Bridge>, read: impl FnOnce() -> T) -> T {
     let outer = READING.with(|r| r.replace(Arc::as_ptr(bridge)));
     let result = read();
@@ -305,7 +305,7 @@ pub(super) fn reading<T>(bridge: &Arc<Bridge>, read: impl FnOnce() -> T) -> T {
 ///
 /// # Safety
 /// On the JavaScript thread of `env`, inside a handle scope.
-#[cfg(unix)]
+#[cfg(unix_io)]
 pub(super) unsafe fn deliver(env: sys::napi_env, bridge: &Arc<Bridge>) {
     let batch = take_batch(&Arc::downgrade(bridge));
     if batch.notices.is_empty() && batch.dropped_logs == 0 {
@@ -316,7 +316,7 @@ pub(super) unsafe fn deliver(env: sys::napi_env, bridge: &Arc<Bridge>) {
 
 /// Starts watching the stdouts handed to `bridge` (see `poll.rs`). One that cannot be
 /// watched is left to its watchdog thread, which then reads it every few milliseconds.
-#[cfg(unix)]
+#[cfg(unix_io)]
 unsafe fn install_readers(env: sys::napi_env, bridge: &Arc<Bridge>) {
     let readers = std::mem::take(&mut *bridge.readers.lock().unwrap());
     for reader in readers {
@@ -802,7 +802,7 @@ impl ToNapiValue for Batch {
             message,
             pool: None,
         };
-        #[cfg(unix)]
+        #[cfg(unix_io)]
         install_readers(env, &bridge);
         let ipc = bridge.target(env, IPC_TARGET);
         if let (Some(ipc), true) = (ipc, batch.dropped_logs > 0) {

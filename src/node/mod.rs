@@ -6,5 +6,5 @@ mod convert;
 mod errors;
 mod ipc;
 mod peer;
-#[cfg(unix)]
+#[cfg(unix_io)]
 mod poll;

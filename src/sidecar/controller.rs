@@ -2,7 +2,7 @@
 
 use super::backlog::Backlog;
 use super::pending::Reply;
-use super::process::{Notice, NoticeSink, Sidecar};
+use super::process::{Kill, Notice, NoticeSink, Sidecar};
 use crate::error::Error;
 use crate::peer::Router;
 use std::path::PathBuf;
@@ -125,7 +125,7 @@ impl NoticeSink for SessionSink {
         self.backlog.clone()
     }
 
-    #[cfg(unix)]
+    #[cfg(unix_io)]
     fn adopt_reader(&self, reader: super::StdoutReader) -> Result<(), super::StdoutReader> {
         match self.ipc.upgrade() {
             Some(inner) => inner.sink.adopt_reader(reader),
@@ -260,7 +260,7 @@ impl Ipc {
         }
         if let Err(e) = sidecar.call("ping", "", "", false, &[]).await {
             sidecar.mark_stopping();
-            sidecar.signal(libc::SIGKILL);
+            sidecar.kill(Kill::Now);
             sidecar.wait_exit(Duration::from_secs(2)).await;
             return Err(e);
         }
@@ -308,7 +308,7 @@ impl Ipc {
         }
         if let Some(sidecar) = state.sidecar.take() {
             sidecar.mark_stopping();
-            sidecar.signal(libc::SIGKILL);
+            sidecar.kill(Kill::Now);
         }
     }
 

@@ -10,6 +10,6 @@ pub mod process;
 pub use backlog::{Backlog, Ticket};
 pub use controller::{Ipc, IpcConfig};
 pub use lookup::{find_binary, LookupInput};
-#[cfg(unix)]
+#[cfg(unix_io)]
 pub use process::StdoutReader;
-pub use process::{Notice, NoticeSink, Sidecar};
+pub use process::{Kill, Notice, NoticeSink, Sidecar};

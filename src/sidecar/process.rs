@@ -11,7 +11,7 @@ use crate::protocol::{encode_frame, Frame, FrameDecoder, FrameType, RequestHeade
 use std::cell::{Cell, RefCell};
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -83,7 +83,7 @@ pub trait NoticeSink: Send + Sync + 'static {
     /// [`StdoutReader::read_ready`] when the pipe is readable and delivers what that queued
     /// (the flush is theirs), until it reports the end. A watchdog thread reads in the
     /// loop's place while the loop leaves data unread.
-    #[cfg(unix)]
+    #[cfg(unix_io)]
     fn adopt_reader(&self, reader: StdoutReader) -> Result<(), StdoutReader> {
         Err(reader)
     }
@@ -104,12 +104,27 @@ struct Outbox {
     fd_open: bool,
 }
 
+/// How the sidecar is told to go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kill {
+    /// Asks it to end: SIGTERM on Unix. Windows has no such request: the process is
+    /// terminated, as with [`Kill::Now`].
+    Term,
+    /// Ends it at once: SIGKILL on Unix, TerminateProcess on Windows.
+    Now,
+}
+
 struct Shared {
     pid: u32,
     /// The sidecar's stdin when it is non-blocking: [`flush_deferred_writes`] writes to it
     /// directly from the JavaScript thread while the writer task is idle, saving a thread
-    /// wake-up per burst (and its latency).
+    /// wake-up per burst (and its latency). Always `None` off Unix.
+    #[cfg_attr(not(unix_io), allow(dead_code))]
     stdin_fd: Option<i32>,
+    /// Windows: the exit waiter, which owns the child's handle, terminates it when told so
+    /// here (a stored permit when it is not waiting yet).
+    #[cfg(not(unix_io))]
+    terminate: Notify,
     pending: PendingRequests,
     outbox: Mutex<Outbox>,
     outbox_ready: Notify,
@@ -128,13 +143,27 @@ impl Shared {
         self.stopping.load(Ordering::SeqCst) || self.reaped.load(Ordering::SeqCst)
     }
 
-    /// Sends `signal` unless the process has been reaped already.
-    fn signal(&self, signal: i32) {
+    /// Tells the process to go, unless it has been reaped already.
+    #[cfg(unix_io)]
+    fn kill(&self, how: Kill) {
+        let signal = match how {
+            Kill::Term => libc::SIGTERM,
+            Kill::Now => libc::SIGKILL,
+        };
         if self.pid != 0 && !self.reaped.load(Ordering::SeqCst) {
             // SAFETY: kill(2) with a pid this process spawned and has not reaped yet.
             unsafe {
                 libc::kill(self.pid as libc::pid_t, signal);
             }
+        }
+    }
+
+    /// Tells the process to go, unless it has been reaped already: the exit waiter
+    /// terminates it (see [`wait_child`]).
+    #[cfg(not(unix_io))]
+    fn kill(&self, _how: Kill) {
+        if !self.reaped.load(Ordering::SeqCst) {
+            self.terminate.notify_one();
         }
     }
 
@@ -178,6 +207,8 @@ impl Sidecar {
         let shared = Arc::new(Shared {
             pid,
             stdin_fd,
+            #[cfg(not(unix_io))]
+            terminate: Notify::new(),
             pending: PendingRequests::new(timeout),
             outbox: Mutex::new(Outbox {
                 fd_open: true,
@@ -215,7 +246,7 @@ impl Sidecar {
         tokio::spawn({
             let shared = shared.clone();
             async move {
-                let status = child.wait().await;
+                let status = wait_child(&shared, &mut child).await;
                 shared.reaped.store(true, Ordering::SeqCst);
                 // At most a pipe's worth is left to read: no more backpressure.
                 shared.wake_reader();
@@ -358,9 +389,9 @@ impl Sidecar {
         gone
     }
 
-    /// Sends `signal` unless the process has been reaped already.
-    pub fn signal(&self, signal: i32) {
-        self.shared.signal(signal);
+    /// Tells the process to go, unless it has been reaped already.
+    pub fn kill(&self, how: Kill) {
+        self.shared.kill(how);
     }
 
     /// Marks the coming exit as intended: pending requests then fail with `ipc stopped` and
@@ -379,9 +410,9 @@ impl Sidecar {
         self.shared.outbox.lock().unwrap().closing = true;
         self.shared.outbox_ready.notify_one();
         if !self.wait_exit(timeout).await {
-            self.signal(libc::SIGTERM);
+            self.kill(Kill::Term);
             if !self.wait_exit(Duration::from_secs(1)).await {
-                self.signal(libc::SIGKILL);
+                self.kill(Kill::Now);
                 self.wait_exit(Duration::from_secs(2)).await;
             }
         }
@@ -426,7 +457,9 @@ impl Sidecar {
     /// without blocking; wakes the writer for whatever is left.
     fn write_now(&self) {
         let shared = &self.shared;
+        #[cfg_attr(not(unix_io), allow(unused_mut))]
         let mut outbox = shared.outbox.lock().unwrap();
+        #[cfg(unix_io)]
         if let Some(fd) = shared.stdin_fd {
             if !outbox.writing && outbox.fd_open && !outbox.closing && !outbox.buf.is_empty() {
                 // SAFETY: the pipe is open (fd_open, checked under the lock the writer takes
@@ -445,7 +478,7 @@ impl Sidecar {
     }
 }
 
-#[cfg(unix)]
+#[cfg(unix_io)]
 fn nonblocking_fd(stdin: &ChildStdin) -> Option<i32> {
     use std::os::fd::AsRawFd;
     let fd = stdin.as_raw_fd();
@@ -454,7 +487,7 @@ fn nonblocking_fd(stdin: &ChildStdin) -> Option<i32> {
     (flags >= 0 && flags & libc::O_NONBLOCK != 0).then_some(fd)
 }
 
-#[cfg(not(unix))]
+#[cfg(not(unix_io))]
 fn nonblocking_fd(_stdin: &ChildStdin) -> Option<i32> {
     None
 }
@@ -511,7 +544,7 @@ async fn write_loop(shared: Arc<Shared>, mut stdin: ChildStdin) {
 /// [`LOOP_STALL`]. Otherwise a thread of its own reads the pipe with blocking reads: a frame
 /// that arrives costs the one wake-up of that thread, where the runtime's reader costs an
 /// epoll round, a task wake-up and a second read that finds the pipe empty.
-#[cfg(unix)]
+#[cfg(unix_io)]
 fn start_reader(
     shared: &Arc<Shared>,
     stdout: tokio::process::ChildStdout,
@@ -528,7 +561,7 @@ fn start_reader(
                 done: Some(done),
             }),
             started: std::time::Instant::now(),
-            loop_read_at: AtomicU64::new(0),
+            loop_read_at: std::sync::atomic::AtomicU64::new(0),
         }),
     };
     match shared.sink.adopt_reader(reader.clone()) {
@@ -542,11 +575,11 @@ fn start_reader(
 
 /// How long the event loop that took the stdout (see [`NoticeSink::adopt_reader`]) may
 /// leave it unread before a thread reads in its place.
-#[cfg(unix)]
+#[cfg(unix_io)]
 const LOOP_STALL: Duration = Duration::from_millis(20);
 /// How long data may wait in the pipe, once the loop was quiet that long, before the
 /// watchdog takes it.
-#[cfg(unix)]
+#[cfg(unix_io)]
 const LOOP_GRACE: Duration = Duration::from_millis(2);
 
 /// The sidecar's stdout, for an event loop that is not ours (see
@@ -554,23 +587,23 @@ const LOOP_GRACE: Duration = Duration::from_millis(2);
 /// loop is held up (JavaScript busy or blocked), as a reader thread of our own would: so
 /// requests are answered, a paused reader still respects the backlog bound, and stop()
 /// still ends a sidecar whose stdout is full.
-#[cfg(unix)]
+#[cfg(unix_io)]
 #[derive(Clone)]
 pub struct StdoutReader {
     inner: Arc<ReaderInner>,
 }
 
-#[cfg(unix)]
+#[cfg(unix_io)]
 struct ReaderInner {
     shared: Arc<Shared>,
     file: std::fs::File,
     state: Mutex<ReadState>,
     started: std::time::Instant,
     /// When the loop last called [`StdoutReader::read_ready`], in µs since `started`.
-    loop_read_at: AtomicU64,
+    loop_read_at: std::sync::atomic::AtomicU64,
 }
 
-#[cfg(unix)]
+#[cfg(unix_io)]
 struct ReadState {
     decoder: FrameDecoder,
     /// The stream was corrupt: the sidecar was killed, the rest is read and thrown away.
@@ -579,7 +612,7 @@ struct ReadState {
     done: Option<oneshot::Sender<()>>,
 }
 
-#[cfg(unix)]
+#[cfg(unix_io)]
 impl StdoutReader {
     pub fn fd(&self) -> i32 {
         use std::os::fd::AsRawFd;
@@ -729,7 +762,7 @@ impl StdoutReader {
     }
 }
 
-#[cfg(not(unix))]
+#[cfg(not(unix_io))]
 fn start_reader(
     shared: &Arc<Shared>,
     stdout: tokio::process::ChildStdout,
@@ -742,7 +775,7 @@ fn start_reader(
 
 /// One read(2) of the sidecar's stdout into `decoder`'s spare capacity, again after EINTR:
 /// the number of bytes read, 0 at the end of the stream.
-#[cfg(unix)]
+#[cfg(unix_io)]
 fn read_into(fd: i32, decoder: &mut FrameDecoder) -> std::io::Result<usize> {
     loop {
         decoder.reserve_for_read(READ_CHUNK);
@@ -762,7 +795,7 @@ fn read_into(fd: i32, decoder: &mut FrameDecoder) -> std::io::Result<usize> {
     }
 }
 
-#[cfg(unix)]
+#[cfg(unix_io)]
 fn read_blocking(shared: &Shared, stdout: &std::fs::File) {
     use std::os::fd::AsRawFd;
     let fd = stdout.as_raw_fd();
@@ -787,7 +820,7 @@ fn read_blocking(shared: &Shared, stdout: &std::fs::File) {
     report_partial_frame(shared, &decoder);
 }
 
-#[cfg(not(unix))]
+#[cfg(not(unix_io))]
 async fn read_loop(shared: Arc<Shared>, mut stdout: impl AsyncRead + Unpin) {
     let mut decoder = FrameDecoder::new();
     loop {
@@ -821,7 +854,7 @@ fn dispatch_frames(shared: &Shared, decoder: &mut FrameDecoder) -> bool {
                     .sink
                     .notice(Notice::Error(Error::Protocol(e.to_string())));
                 shared.sink.flush();
-                shared.signal(libc::SIGKILL);
+                shared.kill(Kill::Now);
                 return false;
             }
         }
@@ -928,6 +961,33 @@ fn set_parent_death_signal(command: &mut Command) {
 #[cfg(not(target_os = "linux"))]
 fn set_parent_death_signal(_command: &mut Command) {}
 
+/// Waits for the child to end (Unix: signals reach it by pid, see [`Shared::kill`]).
+#[cfg(unix_io)]
+async fn wait_child(
+    _shared: &Shared,
+    child: &mut tokio::process::Child,
+) -> std::io::Result<std::process::ExitStatus> {
+    child.wait().await
+}
+
+/// Waits for the child to end, terminating it when [`Shared::kill`] asks: on Windows only
+/// the owner of the process handle can.
+#[cfg(not(unix_io))]
+async fn wait_child(
+    shared: &Shared,
+    child: &mut tokio::process::Child,
+) -> std::io::Result<std::process::ExitStatus> {
+    loop {
+        tokio::select! {
+            status = child.wait() => return status,
+            _ = shared.terminate.notified() => {
+                let _ = child.start_kill();
+            }
+        }
+    }
+}
+
+#[cfg(unix)]
 fn errno_name(e: &std::io::Error) -> String {
     let name = match e.raw_os_error() {
         Some(libc::ENOENT) => "ENOENT",
@@ -936,6 +996,17 @@ fn errno_name(e: &std::io::Error) -> String {
         Some(libc::EPERM) => "EPERM",
         Some(libc::ENOTDIR) => "ENOTDIR",
         Some(libc::EISDIR) => "EISDIR",
+        _ => return e.to_string(),
+    };
+    format!("{name} ({e})")
+}
+
+/// Windows reports its own error codes: the names JavaScript expects, by kind.
+#[cfg(not(unix))]
+fn errno_name(e: &std::io::Error) -> String {
+    let name = match e.kind() {
+        std::io::ErrorKind::NotFound => "ENOENT",
+        std::io::ErrorKind::PermissionDenied => "EACCES",
         _ => return e.to_string(),
     };
     format!("{name} ({e})")
@@ -952,6 +1023,7 @@ fn exit_parts(status: std::process::ExitStatus) -> (Option<i32>, Option<String>)
     (status.code(), None)
 }
 
+#[cfg(unix)]
 pub fn signal_name(signal: i32) -> String {
     let name = match signal {
         libc::SIGHUP => "SIGHUP",
