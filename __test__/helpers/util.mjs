@@ -25,7 +25,17 @@ export function nextEvent(emitter, event, ms = 5000) {
 
 /** Whether a process with this pid exists and is not a zombie. */
 export function alive(pid) {
-  if (!pid || !existsSync(`/proc/${pid}`)) return false
+  if (!pid) return false
+  if (!existsSync('/proc/self')) {
+    // No /proc (macOS, Windows): signal 0 only asks whether the process exists.
+    try {
+      process.kill(pid, 0)
+      return true
+    } catch (e) {
+      return e.code === 'EPERM'
+    }
+  }
+  if (!existsSync(`/proc/${pid}`)) return false
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
     // the state letter follows the parenthesised command name

@@ -1,6 +1,6 @@
 // Run by matrix.mjs under each runtime, from a project that installed the tarballs. Prints one
 // JSON line of what it saw; the runtime must then exit by itself (nothing is left running).
-import { readFileSync, readdirSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { Worker } from 'node:worker_threads'
 import { PionIpc } from 'pion-node-rs'
 import { connectPair, next } from './installed-pair.mjs'
@@ -10,8 +10,9 @@ const deadline = setTimeout(() => {
   console.error('check: not done within 40 s')
   process.exit(2)
 }, 40_000)
+// Thread names tell which stdout reader runs; without /proc (macOS, Windows) they are unknown.
 const threadNames = () =>
-  readdirSync('/proc/self/task').map((tid) => {
+  (existsSync('/proc/self/task') ? readdirSync('/proc/self/task') : []).map((tid) => {
     try {
       return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim()
     } catch {
@@ -24,7 +25,7 @@ const result = {}
 const ipc = new PionIpc()
 await ipc.start()
 const names = threadNames()
-result.reader = names.includes('pion-ipc-reader') ? 'thread' : names.includes('pion-ipc-watchd') ? 'loop' : 'none'
+result.reader = names.includes('pion-ipc-reader') ? 'thread' : names.includes('pion-ipc-watchd') ? 'loop' : names.length ? 'none' : 'unknown'
 
 // Loopback: text and binary, both ways.
 const { a, b, dcA, dcB } = await connectPair(ipc, 'runtime')

@@ -4,10 +4,10 @@
 // installed again when missing or when the pinned versions change); each check runs inside
 // the namespace (scripts/netns-run.sh), with no registry.
 import { test, before, after } from 'node:test'
-import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { assertCheck } from './expect.mjs'
 import { installedProject, isolatedEnv, root, run } from '../helpers/installed.mjs'
 
 const PINNED = {
@@ -63,13 +63,6 @@ for (const runtime of RUNTIMES) {
       env: isolatedEnv({ DENO_NO_UPDATE_CHECK: '1', DENO_NO_PROMPT: '1' }),
     })
     const result = JSON.parse(stdout.trim().split('\n').pop())
-    assert.equal(result.reader, runtime.reader, `stdout reader under ${runtime.name}`)
-    assert.deepEqual(result.received, {
-      b: ['text a→b', [1, 2, 3]],
-      a: ['text b→a', [250, 0, 7]],
-    })
-    assert.deepEqual(result.crash, { code: null, signal: 'SIGKILL' })
-    assert.deepEqual(result.worker, { flowing: true, sidecarGone: true }, `worker teardown under ${runtime.name}`)
-    assert.equal(result.stopped, true)
+    assertCheck(result, runtime)
   })
 }
