@@ -96,6 +96,17 @@ function resolvePackage(name) {
   }
 }
 
+/** What was thrown, as text, without running more of the thrower's code than reading
+ * `message` (which may throw in turn). */
+function describeThrown(err) {
+  try {
+    if (typeof err === 'string') return err
+    const message = err?.message
+    if (typeof message === 'string') return message
+  } catch {}
+  return `a thrown ${err === null ? 'null' : typeof err}`
+}
+
 function defaultLogger(line) {
   console.warn(line)
 }
@@ -203,8 +214,16 @@ defineHandlers(RTCDataChannel, ['open', 'close', 'message', 'error', 'bufferedam
 class RTCPeerConnection extends EventEmitter {
   constructor(options) {
     super()
-    const ipc = options?._ipc?.[NATIVE] ?? null
-    this[NATIVE] = new binding.NativePeerConnection(ipc, options, this)
+    // Reading an option may throw (a getter, a Proxy): the connection then fails with that
+    // reason, as with any bad option; the constructor itself never throws.
+    let ipc = null
+    let unreadable = null
+    try {
+      ipc = options?._ipc?.[NATIVE] ?? null
+    } catch (err) {
+      unreadable = `cannot read option _ipc: ${describeThrown(err)}`
+    }
+    this[NATIVE] = new binding.NativePeerConnection(ipc, options, this, unreadable)
   }
 
   get connectionState() {

@@ -287,7 +287,7 @@ describe('logger', () => {
         await withTimeout(assert.rejects(ipc.request('fail'), { message: 'boom' }), 3000, 'fail')
         await withTimeout(ipc.request('orphan'), 3000, 'orphan')
         const events = []
-        ipc.on('test.event', (e) => events.push(e))
+        ipc.on('pc.test', (e) => events.push(e))
         await withTimeout(ipc.request('emit', {}, { count: 3 }), 3000, 'emit')
         await waitFor(() => events.length === 3, 2000, '3 events')
         const r = await withTimeout(ipc.request('ping'), 3000, 'ping')
@@ -331,11 +331,11 @@ describe('logger', () => {
 })
 
 describe('events', () => {
-  test("'emit' with count 500 delivers 500 test.event events in order", async () => {
+  test("'emit' with count 500 delivers 500 pc.test events in order", async () => {
     await withIpc({ binPath: bin('echo'), logger: () => {} }, async (ipc) => {
       await withTimeout(ipc.start(), 5000, 'start()')
       const events = []
-      ipc.on('test.event', (e) => events.push(e))
+      ipc.on('pc.test', (e) => events.push(e))
       await withTimeout(
         ipc.request('emit', {}, { count: 500, pcId: 'pc-7', dcLabel: 'lbl' }),
         3000,
@@ -402,7 +402,7 @@ describe('stdout reader mode', { skip: process.platform !== 'linux' && 'needs /p
           assert.equal(names.includes('pion-ipc-reader'), !portable && mode === 'thread', `threads: ${names}`)
           let received = 0
           let outOfOrder = 0
-          ipc.on('test.event', ({ payload }) => {
+          ipc.on('pc.test', ({ payload }) => {
             if (payload.readUInt32LE(0) !== received) outOfOrder++
             received++
           })
@@ -426,7 +426,7 @@ for (const mode of ['loop', 'thread']) describe(`backpressure from a slow consum
   withReaderMode(mode)
   const MiB = 1 << 20
   const FRAME = 16 * 1024
-  const COUNT = 4096 // 64 MiB in 'test.flood' events
+  const COUNT = 4096 // 64 MiB in 'pc.flood' events
 
   // A PionIpc on the echo fake whose reader pauses past `limit` undelivered bytes (the
   // variable is read when the instance is made).
@@ -459,7 +459,7 @@ for (const mode of ['loop', 'thread']) describe(`backpressure from a slow consum
       let received = 0
       let outOfOrder = 0
       let writtenWhileBlocked = null
-      ipc.on('test.flood', ({ payload }) => {
+      ipc.on('pc.flood', ({ payload }) => {
         if (payload.readUInt32LE(0) !== received) outOfOrder++
         received++
         if (writtenWhileBlocked !== null) return
@@ -499,7 +499,7 @@ for (const mode of ['loop', 'thread']) describe(`backpressure from a slow consum
     const pid = ipc.pid
     let stopping = null
     let goneWhileBlocked = null
-    ipc.on('test.flood', () => {
+    ipc.on('pc.flood', () => {
       if (stopping) return
       // wait (bounded) until the reader has paused: the fake's count stops moving
       let last = -1

@@ -188,7 +188,7 @@ describe('batched delivery', () => {
       setImmediate(tick)
       const turns = new Set()
       const seen = []
-      ipc.on('test.event', (e) => {
+      ipc.on('pc.test', (e) => {
         turns.add(turn)
         seen.push(e.payload.readUInt32LE(0))
       })

@@ -69,6 +69,9 @@ struct State {
     created: bool,
     /// A poll of the sidecar's buffered amount is scheduled (see `poll_when_idle`).
     polling: bool,
+    /// A failed send was reported: the others that fail with it (every send in flight,
+    /// when the sidecar dies) are not, so one failure is one `error`.
+    send_failed: bool,
 }
 
 impl State {
@@ -128,6 +131,7 @@ impl Channel {
                 threshold: 0,
                 created,
                 polling: false,
+                send_failed: false,
             }),
             drained: Notify::new(),
         })
@@ -275,7 +279,10 @@ impl Channel {
                         state.sidecar_buffered = amount;
                     }
                 }
-                Err(e) if state.ready != ReadyState::Closed => error = Some(e.to_string()),
+                Err(e) if state.ready != ReadyState::Closed && !state.send_failed => {
+                    state.send_failed = true;
+                    error = Some(e.to_string());
+                }
                 Err(_) => {}
             }
             if state.drained() {
@@ -561,7 +568,8 @@ impl Channel {
         match event {
             "dc.open" if self.open_if_connecting() => self.emit(ChannelEvent::Open),
             "dc.message" => {
-                if self.ready_state() == ReadyState::Closed {
+                // Nothing is delivered once close() was called ('closing'), as in browsers.
+                if matches!(self.ready_state(), ReadyState::Closing | ReadyState::Closed) {
                     return;
                 }
                 // The sidecar can deliver a message before dc.open: open first.

@@ -3,6 +3,7 @@
 pub mod channel;
 pub mod error;
 pub mod events;
+pub mod log;
 pub mod peer;
 pub mod protocol;
 pub mod sidecar;

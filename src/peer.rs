@@ -85,11 +85,16 @@ impl Router {
         self.sink.flush();
     }
 
-    fn register(&self, peer: &Arc<Peer>) {
-        self.peers
-            .lock()
-            .unwrap()
-            .insert(peer.pc_id.clone(), peer.clone());
+    /// Routes events for `peer.pc_id` to `peer`, unless another connection has that id:
+    /// then false, and the live one keeps it.
+    fn register(&self, peer: &Arc<Peer>) -> bool {
+        match self.peers.lock().unwrap().entry(peer.pc_id.clone()) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(peer.clone());
+                true
+            }
+        }
     }
 
     fn unregister(&self, peer: &Peer) {
@@ -137,6 +142,8 @@ pub struct Peer {
     router: Arc<Router>,
     sidecar: Option<Sidecar>,
     created: watch::Sender<Option<Result<(), Error>>>,
+    /// True once close() has done everything it does (a second close() waits for it).
+    closed: watch::Sender<bool>,
     sends_in_flight: AtomicUsize,
     state: Mutex<PeerState>,
 }
@@ -156,6 +163,7 @@ impl Peer {
             router,
             sidecar: sidecar.as_ref().ok().cloned(),
             created: watch::channel(None).0,
+            closed: watch::channel(false).0,
             sends_in_flight: AtomicUsize::new(0),
             state: Mutex::new(PeerState {
                 connection: "new".into(),
@@ -172,9 +180,14 @@ impl Peer {
             }),
         });
         match (sidecar, payload) {
+            (Ok(_), Ok(_)) if !peer.router.register(&peer) => {
+                // The sidecar would refuse it too, but by then the router's entry would be
+                // this one's: the live connection would hear nothing more.
+                let id = &peer.pc_id;
+                peer.on_created(Err(Error::Remote(format!("peer {id:?} already exists"))));
+            }
             (Ok(sidecar), Ok(payload)) => {
                 peer.state.lock().unwrap().listening = true;
-                peer.router.register(&peer);
                 let done = peer.clone();
                 let sent = sidecar.request_with(
                     "pc.create",
@@ -188,16 +201,23 @@ impl Peer {
                     peer.on_created(Err(e));
                 }
             }
-            (Err(e), _) | (_, Err(e)) => peer.on_created(Err(e)),
+            // A bad option says more than a missing `_ipc` (which may be why it is missing).
+            (_, Err(e)) | (Err(e), _) => peer.on_created(Err(e)),
         }
         peer
     }
 
     fn on_created(&self, result: Result<(), Error>) {
         let waiting = std::mem::take(&mut self.state.lock().unwrap().awaiting_create);
-        if result.is_err() {
-            self.router.unregister(self);
-            self.state.lock().unwrap().listening = false;
+        match &result {
+            // The sidecar is gone: the connection stays registered and listening, so that
+            // the failing of its sidecar's connections (queued next) makes it 'failed' too.
+            Err(Error::Exited { .. } | Error::Stopped) => {}
+            Err(_) => {
+                self.router.unregister(self);
+                self.state.lock().unwrap().listening = false;
+            }
+            Ok(()) => {}
         }
         // The waiting channels' dc.create go out before anything that waited for pc.create
         // is woken: an offer made after createDataChannel() must include the channel.
@@ -451,15 +471,32 @@ impl Peer {
     }
 
     /// Closes every channel gracefully (in parallel), stops listening, becomes 'closed', then
-    /// sends `pc.close` unless the create failed or the sidecar is gone. Harmless twice.
-    pub async fn close(self: &Arc<Self>) {
-        let channels: Vec<_> = {
+    /// sends `pc.close` unless the create failed or the sidecar is gone. At the call, the
+    /// channels become 'closing' (no message is delivered to them from then on); the future
+    /// does the rest. A second close() completes when the first has.
+    pub fn close(self: &Arc<Self>) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let channels = {
             let mut state = self.state.lock().unwrap();
             if state.closing {
-                return;
+                None
+            } else {
+                state.closing = true;
+                Some(in_order(&state.channels))
             }
-            state.closing = true;
-            in_order(&state.channels)
+        };
+        for channel in channels.iter().flatten() {
+            channel.begin_close();
+        }
+        let peer = self.clone();
+        async move { peer.finish_close(channels).await }
+    }
+
+    async fn finish_close(self: Arc<Self>, channels: Option<Vec<Arc<Channel>>>) {
+        let Some(channels) = channels else {
+            // Another close() is under way: this one, too, resolves once it is done.
+            let mut closed = self.closed.subscribe();
+            let _ = closed.wait_for(|closed| *closed).await;
+            return;
         };
         let mut closing = tokio::task::JoinSet::new();
         for channel in channels {
@@ -488,6 +525,7 @@ impl Peer {
         }
         self.emit(Emit::Release(self.id));
         self.flush();
+        self.closed.send_replace(true);
     }
 
     /// The sidecar died: channels force-closed, states 'failed'. Not for closed or failed

@@ -18,12 +18,13 @@ function trickle(from, to) {
 
 /** Two connected peers with an open channel each way: { a, b, dcA, dcB }. B runs on `ipcB`
  * when given (its own sidecar), else on `ipc` too. `Peer` is the RTCPeerConnection class
- * (the benchmark passes another SDK's); `settings` goes to both connections. */
+ * (the benchmark passes another SDK's); `settings` goes to both connections; `pcIdA` is A's
+ * `_pcId`. */
 export async function connectPair(
   ipc,
-  { label = 'chat', ordered = true, ms = 20000, ipcB = ipc, Peer = RTCPeerConnection, settings } = {},
+  { label = 'chat', ordered = true, ms = 20000, ipcB = ipc, Peer = RTCPeerConnection, settings, pcIdA } = {},
 ) {
-  const a = new Peer({ _ipc: ipc, settings })
+  const a = new Peer({ _ipc: ipc, settings, _pcId: pcIdA })
   const b = new Peer({ _ipc: ipcB, settings })
   const toB = trickle(a, b)
   const toA = trickle(b, a)

@@ -10,6 +10,7 @@
 use super::channel::ChannelHandle;
 use super::errors;
 use crate::events::{ChannelEvent, Emit, Output, PeerEvent};
+use crate::log::escape_controls;
 use crate::protocol::messages::{CandidateInfo, SctpStats};
 use crate::protocol::{Frame, FrameType};
 use crate::sidecar::{backlog, Backlog, Ipc, Notice, NoticeSink};
@@ -909,10 +910,13 @@ unsafe fn convert_notice(
                 Notice::Log(line) => out.push(
                     ipc,
                     "log",
-                    &[js_string(env, &format!("{LOG_PREFIX}{line}"))?],
+                    &[js_string(
+                        env,
+                        &format!("{LOG_PREFIX}{}", escape_controls(&line)),
+                    )?],
                 )?,
                 Notice::Error(err) => {
-                    let line = format!("{LOG_PREFIX}error: {err}");
+                    let line = format!("{LOG_PREFIX}error: {}", escape_controls(&err.to_string()));
                     out.push(ipc, "log", &[js_string(env, &line)?])?;
                     out.push(ipc, "error", &[errors::create(env, &err)])?;
                 }

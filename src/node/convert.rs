@@ -38,6 +38,52 @@ pub fn is_nullish(value: &Unknown) -> bool {
     )
 }
 
+/// For a failed read of a user's object (a getter or a Proxy trap that threw): takes the
+/// pending JavaScript exception, so that it does not escape past our own error handling (a
+/// constructor that promises not to throw), and names it in a TypeError.
+pub fn thrown(env: sys::napi_env, what: &str) -> impl Fn(napi::Error) -> Error + '_ {
+    move |e| {
+        let message = take_exception(env).unwrap_or_else(|| e.reason.clone());
+        Error::Type(format!("cannot read {what}: {message}"))
+    }
+}
+
+/// Clears the pending exception, if any, and returns its message (or what it was).
+fn take_exception(env: sys::napi_env) -> Option<String> {
+    // SAFETY: napi calls on the current env, on its JavaScript thread.
+    unsafe {
+        let mut pending = false;
+        if sys::napi_is_exception_pending(env, &mut pending) != sys::Status::napi_ok || !pending {
+            return None;
+        }
+        let mut exception = ptr::null_mut();
+        if sys::napi_get_and_clear_last_exception(env, &mut exception) != sys::Status::napi_ok {
+            return Some("an exception".into());
+        }
+        let exception = Unknown::from_raw_unchecked(env, exception);
+        let text = |value: &Unknown| string("", value).ok();
+        if let Some(text) = text(&exception) {
+            return Some(text);
+        }
+        if kind(&exception) == ValueType::Object {
+            let object = exception.cast::<Object>().ok()?;
+            // `message` may be a getter that throws in turn: that one is cleared too.
+            match object.get_named_property::<Unknown>("message") {
+                Ok(message) => {
+                    if let Some(text) = text(&message) {
+                        return Some(text);
+                    }
+                }
+                Err(_) => {
+                    let mut again = ptr::null_mut();
+                    sys::napi_get_and_clear_last_exception(env, &mut again);
+                }
+            }
+        }
+        Some(format!("a thrown {}", type_name(&exception)))
+    }
+}
+
 fn wrong_type(what: &str, expected: &str, value: &Unknown) -> Error {
     Error::Type(format!(
         "{what} must be {expected}, got {}",
@@ -69,12 +115,20 @@ pub fn boolean(what: &str, value: &Unknown) -> Result<bool, Error> {
     unsafe { value.cast::<bool>() }.map_err(|e| Error::Type(e.reason.clone()))
 }
 
-/// A duration in milliseconds: a finite number, not negative.
+/// The longest duration accepted, in milliseconds: `setTimeout`'s own limit (2^31 - 1, about
+/// 24.8 days). Anything longer is refused rather than clamped: added to the clock, a much
+/// larger one would overflow (a panic, which cannot cross into JavaScript).
+pub const MAX_MILLIS: f64 = 2_147_483_647.0;
+
+/// A duration in milliseconds: a finite number from 0 to [`MAX_MILLIS`].
 pub fn millis(what: &str, value: &Unknown) -> Result<std::time::Duration, Error> {
-    let n = number(what, value)?;
-    if !n.is_finite() || n < 0.0 {
+    millis_from(what, number(what, value)?)
+}
+
+pub fn millis_from(what: &str, n: f64) -> Result<std::time::Duration, Error> {
+    if !(0.0..=MAX_MILLIS).contains(&n) {
         return Err(Error::Range(format!(
-            "{what} must be a finite number of milliseconds >= 0, got {n}"
+            "{what} must be a number of milliseconds from 0 to {MAX_MILLIS}, got {n}"
         )));
     }
     Ok(std::time::Duration::from_secs_f64(n / 1000.0))
@@ -84,7 +138,7 @@ pub fn millis(what: &str, value: &Unknown) -> Result<std::time::Duration, Error>
 pub fn field<'env>(object: &Object<'env>, key: &str) -> Result<Option<Unknown<'env>>, Error> {
     let value: Unknown = object
         .get_named_property(key)
-        .map_err(|e| Error::Type(format!("cannot read option {key}: {}", e.reason)))?;
+        .map_err(thrown(object.value().env, &format!("option {key}")))?;
     Ok((!is_nullish(&value)).then_some(value))
 }
 
@@ -98,15 +152,10 @@ pub fn array_items<'env>(what: &str, value: &Unknown<'env>) -> Result<Vec<Unknow
     if !object.is_array().unwrap_or(false) {
         return Err(wrong_type(what, "an array", value));
     }
-    let len = object
-        .get_array_length()
-        .map_err(|e| Error::Type(e.reason.clone()))?;
+    let env = value.value().env;
+    let len = object.get_array_length().map_err(thrown(env, what))?;
     (0..len)
-        .map(|i| {
-            object
-                .get_element::<Unknown>(i)
-                .map_err(|e| Error::Type(e.reason.clone()))
-        })
+        .map(|i| object.get_element::<Unknown>(i).map_err(thrown(env, what)))
         .collect()
 }
 
@@ -225,33 +274,22 @@ fn to_msgpack_at(value: &Unknown, depth: usize) -> Result<Value, Error> {
             // SAFETY: checked to be an object.
             let object =
                 unsafe { value.cast::<Object>() }.map_err(|e| Error::Type(e.reason.clone()))?;
+            let read = thrown(value.value().env, "payload");
             if object.is_array().unwrap_or(false) {
-                let len = object
-                    .get_array_length()
-                    .map_err(|e| Error::Type(e.reason.clone()))?;
+                let len = object.get_array_length().map_err(&read)?;
                 let mut items = Vec::with_capacity(len as usize);
                 for i in 0..len {
-                    let item: Unknown = object
-                        .get_element(i)
-                        .map_err(|e| Error::Type(e.reason.clone()))?;
+                    let item: Unknown = object.get_element(i).map_err(&read)?;
                     items.push(to_msgpack_at(&item, depth + 1)?);
                 }
                 Value::Array(items)
             } else {
-                let keys = object
-                    .get_property_names()
-                    .map_err(|e| Error::Type(e.reason.clone()))?;
-                let len = keys
-                    .get_array_length()
-                    .map_err(|e| Error::Type(e.reason.clone()))?;
+                let keys = object.get_property_names().map_err(&read)?;
+                let len = keys.get_array_length().map_err(&read)?;
                 let mut entries = Vec::with_capacity(len as usize);
                 for i in 0..len {
-                    let key: String = keys
-                        .get_element(i)
-                        .map_err(|e| Error::Type(e.reason.clone()))?;
-                    let item: Unknown = object
-                        .get_named_property(&key)
-                        .map_err(|e| Error::Type(e.reason.clone()))?;
+                    let key: String = keys.get_element(i).map_err(&read)?;
+                    let item: Unknown = object.get_named_property(&key).map_err(&read)?;
                     entries.push((Value::from(key), to_msgpack_at(&item, depth + 1)?));
                 }
                 Value::Map(entries)

@@ -118,10 +118,11 @@ impl NativePionIpc {
             Some(t) => convert::millis("timeout", &t).map_err(|e| errors::throw(env, e))?,
             None => Duration::from_millis(5000),
         };
-        let ipc = self.handle.0.clone();
         let (settler, promise) = self.bridge.promise(env)?;
+        // The state changes here, synchronously, as start()'s does.
+        let stopped = self.handle.0.stop(timeout);
         napi::bindgen_prelude::spawn(async move {
-            ipc.stop(timeout).await;
+            stopped.await;
             settler.settle(Ok(Output::Unit));
         });
         Ok(promise)

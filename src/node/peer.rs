@@ -58,6 +58,105 @@ fn ice_servers(value: Option<Unknown>) -> Parsed<Vec<IceServer>> {
     Ok(servers)
 }
 
+/// The sidecar's whole-number settings (u32; see the README's table).
+const NUMBER_SETTINGS: [&str; 6] = [
+    "sctpRtoMax",
+    "sctpMaxReceiveBufferSize",
+    "iceDisconnectedTimeout",
+    "iceFailedTimeout",
+    "iceKeepAliveInterval",
+    "stunGatherTimeout",
+];
+/// The sidecar's filter settings: objects of string lists.
+const FILTER_SETTINGS: [(&str, [&str; 2]); 2] = [
+    ("interfaceFilter", ["denyPrefixes", "allowPrefixes"]),
+    ("ipFilter", ["denyCIDRs", "allowCIDRs"]),
+];
+
+/// Checks the settings the sidecar knows by type and range, naming the field, and drops
+/// those given as null or undefined; -0 is 0. Keys it does not know pass through (the
+/// sidecar ignores them), their numbers held to the same u32 range.
+fn settings(value: Value) -> Parsed<Value> {
+    let Value::Map(entries) = value else {
+        return Err(Error::Type("settings must be a plain object".into()));
+    };
+    let mut out = Vec::with_capacity(entries.len());
+    for (key, value) in entries {
+        let name = key.as_str().unwrap_or("?").to_owned();
+        if value.is_nil() {
+            continue;
+        }
+        let value = if NUMBER_SETTINGS.contains(&name.as_str()) {
+            whole_number(value, &format!("settings.{name}"))?
+        } else if let Some((_, lists)) = FILTER_SETTINGS.iter().find(|(n, _)| *n == name) {
+            filter(value, &name, lists)?
+        } else {
+            check_settings(&value, &format!(".{name}"))?;
+            value
+        };
+        out.push((key, value));
+    }
+    Ok(Value::Map(out))
+}
+
+fn whole_number(value: Value, path: &str) -> Parsed<Value> {
+    match value {
+        // -0 arrives as a float; it is 0.
+        Value::F64(0.0) => Ok(Value::from(0u32)),
+        Value::F64(_) | Value::Integer(_) => {
+            check_settings(&value, &path["settings".len()..])?;
+            Ok(value)
+        }
+        other => Err(Error::Type(format!(
+            "{path} must be a whole number from 0 to 4294967295, got {}",
+            value_kind(&other)
+        ))),
+    }
+}
+
+fn filter(value: Value, name: &str, lists: &[&str; 2]) -> Parsed<Value> {
+    let Value::Map(entries) = value else {
+        return Err(Error::Type(format!(
+            "settings.{name} must be an object {{ {}?, {}? }}, got {}",
+            lists[0],
+            lists[1],
+            value_kind(&value)
+        )));
+    };
+    let mut out = Vec::with_capacity(entries.len());
+    for (key, value) in entries {
+        let field = key.as_str().unwrap_or("?").to_owned();
+        if value.is_nil() {
+            continue;
+        }
+        if lists.contains(&field.as_str()) {
+            let strings = matches!(&value, Value::Array(items) if items.iter().all(Value::is_str));
+            if !strings {
+                return Err(Error::Type(format!(
+                    "settings.{name}.{field} must be an array of strings, got {}",
+                    value_kind(&value)
+                )));
+            }
+        }
+        out.push((key, value));
+    }
+    Ok(Value::Map(out))
+}
+
+/// What a settings value was, for messages.
+fn value_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Nil => "null",
+        Value::Boolean(_) => "a boolean",
+        Value::Integer(_) | Value::F64(_) | Value::F32(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Binary(_) => "binary data",
+        Value::Array(_) => "an array",
+        Value::Map(_) => "an object",
+        Value::Ext(..) => "an extension value",
+    }
+}
+
 /// Every number in the settings must be a whole number from 0 to 2^32 − 1: the sidecar
 /// would silently wrap anything else (PROTOCOL.md, trap 13).
 fn check_settings(value: &Value, path: &str) -> Parsed<()> {
@@ -88,11 +187,9 @@ fn create_payload(pc_id: &str, options: Option<&Object>) -> Parsed<Vec<u8>> {
             match convert::field(options, "settings")? {
                 Some(settings) => {
                     if convert::kind(&settings) != ValueType::Object {
-                        return Err(Error::Type("settings must be an object".into()));
+                        return Err(Error::Type("settings must be a plain object".into()));
                     }
-                    let value = convert::to_msgpack(&settings)?;
-                    check_settings(&value, "")?;
-                    Some(value)
+                    Some(self::settings(convert::to_msgpack(&settings)?)?)
                 }
                 None => None,
             },
@@ -160,8 +257,13 @@ impl NativePeerConnection {
         ipc: Option<&NativePionIpc>,
         options: Option<Unknown>,
         target: Object,
+        unreadable: Option<String>,
     ) -> Result<Self> {
-        let options = convert::options("options", options);
+        // `_ipc` could not be read (index.js says why): that is the connection's failure.
+        let options = match unreadable {
+            Some(why) => Err(Error::Type(why)),
+            None => convert::options("options", options),
+        };
         let given_id = match &options {
             Ok(Some(o)) => convert::field(o, "_pcId")
                 .and_then(|v| v.map(|v| convert::string("_pcId", &v)).transpose()),
@@ -350,8 +452,10 @@ impl NativePeerConnection {
 
     #[napi]
     pub fn close<'env>(&self, env: &'env Env) -> Result<Unknown<'env>> {
-        self.run(env, Ok(()), |peer| async move {
-            peer.close().await;
+        // Its channels are 'closing' as soon as close() returns.
+        let closed = self.peer.close();
+        self.run(env, Ok(()), |_| async move {
+            closed.await;
             Ok(Output::Unit)
         })
     }

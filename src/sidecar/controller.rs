@@ -85,16 +85,22 @@ impl NoticeSink for SessionSink {
                 code,
                 signal,
             } => Ipc { inner }.on_crash(self.epoch, code, signal),
-            // An intended exit is stop()'s business, and stop() emits no exit event; the
-            // connections on that sidecar are dead all the same.
-            Notice::Exited { .. } => inner.sink.notice(Router::fail_all_later(&inner.router)),
+            // An intended exit is stop()'s business, and stop() emits no exit event. Its
+            // connections are dead all the same: stop() failed them already (the epoch moved
+            // on), else (a start whose ping failed) they fail now.
+            Notice::Exited { .. } => {
+                if inner.state.lock().unwrap().epoch == self.epoch {
+                    inner.sink.notice(Router::fail_all_later(&inner.router));
+                }
+            }
             Notice::Event(frame) => {
                 let routed = !inner.router.early(&frame);
-                let raw = inner
-                    .router
-                    .raw_events
-                    .load(std::sync::atomic::Ordering::Relaxed)
-                    .then(|| frame.clone());
+                let raw = (is_sidecar_event(&frame.header.event)
+                    && inner
+                        .router
+                        .raw_events
+                        .load(std::sync::atomic::Ordering::Relaxed))
+                .then(|| frame.clone());
                 if routed {
                     let router = inner.router.clone();
                     // Counted until routed (or thrown away): the reader pauses on a backlog.
@@ -132,6 +138,13 @@ impl NoticeSink for SessionSink {
             None => Err(reader),
         }
     }
+}
+
+/// Whether a sidecar event is re-emitted on the PionIpc under its own name: only the
+/// sidecar's own namespaces, so that an event named `exit`, `error`, `log`, `restart` or
+/// `newListener` can never pass for one of PionIpc's own events or reach the logger.
+pub fn is_sidecar_event(name: &str) -> bool {
+    name.starts_with("pc.") || name.starts_with("dc.")
 }
 
 /// What one queued event costs besides its payload (frame, header strings, closure).
@@ -273,27 +286,44 @@ impl Ipc {
         Ok(())
     }
 
-    /// Stops the sidecar and the watchdog. Resolves at once when nothing runs.
-    pub async fn stop(&self, timeout: Duration) {
-        let sidecar = {
+    /// Stops the sidecar and the watchdog. The state changes at the call (`started` is false
+    /// and start() may be called again right away, for a new sidecar); the returned future
+    /// ends the process and completes at once when nothing ran. The connections of the
+    /// stopped sidecar fail, on the JavaScript thread, in order with everything else.
+    pub fn stop(&self, timeout: Duration) -> impl std::future::Future<Output = ()> + Send {
+        let stopping = {
             let mut state = self.inner.state.lock().unwrap();
             state.watchdog = false;
             if let Some(timer) = state.restart.take() {
                 timer.abort();
             }
             if state.phase == Phase::Stopped {
-                return;
+                None
+            } else {
+                state.epoch += 1;
+                state.phase = Phase::Stopped;
+                Some(state.sidecar.take())
             }
-            state.epoch += 1;
-            state.phase = Phase::Stopped;
-            state.sidecar.take()
         };
-        if let Some(sidecar) = sidecar {
-            sidecar.stop(timeout).await;
-        }
-        if self.idle() {
-            self.inner.sink.notice(Notice::Idle);
+        if stopping.is_some() {
+            // Here rather than at the exit: by then a new start() may have new connections.
+            self.inner
+                .sink
+                .notice(Router::fail_all_later(&self.inner.router));
             self.inner.sink.flush();
+        }
+        let ipc = self.clone();
+        async move {
+            let Some(sidecar) = stopping else {
+                return;
+            };
+            if let Some(sidecar) = sidecar {
+                sidecar.stop(timeout).await;
+            }
+            if ipc.idle() {
+                ipc.inner.sink.notice(Notice::Idle);
+                ipc.inner.sink.flush();
+            }
         }
     }
 
