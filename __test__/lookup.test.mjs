@@ -21,6 +21,7 @@ let script // the child program
 let isolatedLib // a copy of the library with no node_modules anywhere above it
 let pathDir // a directory holding a `pion-ipc` symlink to the real binary
 let fakeEcho // a wrapper running the fake sidecar in echo mode
+let trustedBase // in the checkout, whose folders the package check trusts (os.tmpdir() is world-writable)
 
 // The child: loads the library from argv[2], runs one start()/ping/stop() cycle with the
 // options in argv[3] (JSON), prints one JSON line with the outcome.
@@ -49,7 +50,7 @@ const limit = setTimeout(() => {
     const exe = fs.readlinkSync('/proc/' + pid + '/exe')
     const res = await ipc.request('ping')
     await ipc.stop()
-    out({ ok: true, pid, exe, pingOk: res.header.ok === true, started: ipc.started, resolvable })
+    out({ ok: true, pid, exe, pingOk: res.header.ok === true, started: ipc.started, resolvable, logs })
   } catch (err) {
     out({ ok: false, error: String(err && err.message), name: err && err.name, started: ipc.started, resolvable, logs })
     await ipc.stop()
@@ -75,10 +76,15 @@ before(() => {
   fakeEcho = path.join(tmp, 'fake-echo.sh')
   fs.writeFileSync(fakeEcho, `#!/bin/sh\nexec "${process.execPath}" "${FAKE}" echo\n`)
   fs.chmodSync(fakeEcho, 0o755)
+
+  fs.mkdirSync(path.join(repo, 'target'), { recursive: true })
+  trustedBase = fs.mkdtempSync(path.join(repo, 'target', 'lookup-trust-'))
+  fs.chmodSync(trustedBase, 0o755)
 })
 
 after(() => {
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true })
+  if (trustedBase) fs.rmSync(trustedBase, { recursive: true, force: true })
 })
 
 // A PATH without any pion-ipc on it.
@@ -184,5 +190,64 @@ describe('binary lookup', () => {
     const r = runChild({ lib: isolatedLib, options: { binPath: REAL_BIN }, env: { PATH: BARE_PATH } })
     assert.equal(r.ok, true, JSON.stringify(r))
     assert.equal(r.exe, real())
+  })
+})
+
+// Node's resolution walks up to every ancestor node_modules, so a platform package can sit in
+// a shared folder above the application (a hoisted workspace, or a planted one in /tmp).
+describe('a platform package above the application', () => {
+  // `<shared>/node_modules/<PKG>` whose bin/pion-ipc records that it ran (in `marker`) and
+  // then runs the fake sidecar; the library is copied into `<shared>/project/lib`, whose own
+  // folders hold no node_modules. Only `shared` gets `mode`: the package's folders are 0755.
+  function plant(name, mode) {
+    const shared = path.join(trustedBase, name)
+    const pkgDir = path.join(shared, 'node_modules', PKG)
+    const marker = path.join(trustedBase, `${name}.ran`)
+    fs.mkdirSync(path.join(pkgDir, 'bin'), { recursive: true })
+    fs.writeFileSync(path.join(pkgDir, 'package.json'), JSON.stringify({ name: PKG, version: '0.0.0' }))
+    const bin = path.join(pkgDir, 'bin', 'pion-ipc')
+    fs.writeFileSync(bin, `#!/bin/sh\necho ran > "${marker}"\nexec "${process.execPath}" "${FAKE}" echo\n`)
+    fs.chmodSync(bin, 0o755)
+    const lib = path.join(shared, 'project', 'lib')
+    fs.mkdirSync(lib, { recursive: true })
+    for (const f of LIB_FILES) fs.copyFileSync(path.join(repo, f), path.join(lib, f))
+    fs.chmodSync(shared, mode)
+    return { shared, lib, bin, marker, resolved: path.join(pkgDir, 'package.json') }
+  }
+
+  test('in a world-writable folder it is refused and pion-ipc on PATH runs instead', () => {
+    // (pathDir is under os.tmpdir(): PATH entries are not checked)
+    const planted = plant('world-writable', 0o777)
+    const r = runChild({ lib: planted.lib, env: { PATH: `${pathDir}:${BARE_PATH}` } })
+    assert.equal(r.resolvable, planted.resolved, 'Node must resolve the planted package')
+    assert.equal(r.ok, true, JSON.stringify(r))
+    assert.equal(r.pingOk, true)
+    assert.equal(r.exe, real())
+    assert.equal(fs.existsSync(planted.marker), false, 'the planted binary must never run')
+    const refusal = r.logs.find((l) => l.includes(planted.bin))
+    assert.ok(refusal?.startsWith('[pion-ipc] '), `a log line names the refused binary: ${JSON.stringify(r.logs)}`)
+    assert.ok(refusal.includes(`${planted.shared} is writable by others`), refusal)
+  })
+
+  test('refused and nothing on PATH: the error names the refused binary and why', () => {
+    const planted = plant('world-writable-alone', 0o777)
+    const r = runChild({ lib: planted.lib, env: { PATH: BARE_PATH } })
+    assert.equal(r.resolvable, planted.resolved, 'Node must resolve the planted package')
+    assert.equal(r.ok, false, JSON.stringify(r))
+    assert.equal(r.started, false)
+    assert.ok(r.error.includes(planted.bin), `error must name ${planted.bin}: ${r.error}`)
+    assert.ok(r.error.includes(`${planted.shared} is writable by others`), r.error)
+    assert.ok(r.error.includes('PION_IPC_BIN') && r.error.includes('PATH'), r.error)
+    assert.equal(fs.existsSync(planted.marker), false, 'the planted binary must never run')
+  })
+
+  test('control: the same layout in a folder only its owner can write is used', () => {
+    const planted = plant('owner-only', 0o755)
+    const r = runChild({ lib: planted.lib, env: { PATH: `${pathDir}:${BARE_PATH}` } })
+    assert.equal(r.resolvable, planted.resolved)
+    assert.equal(r.ok, true, JSON.stringify(r))
+    // the package wins over PATH: the script ran and exec'd node with the fake
+    assert.equal(r.exe, fs.realpathSync(process.execPath))
+    assert.equal(fs.existsSync(planted.marker), true, 'the package binary must have run')
   })
 })

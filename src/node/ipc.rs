@@ -6,7 +6,7 @@ use super::errors;
 use crate::error::Error;
 use crate::events::Output;
 use crate::sidecar::pending::Responder;
-use crate::sidecar::{find_binary, Ipc, IpcConfig, LookupInput};
+use crate::sidecar::{find_binary, Ipc, IpcConfig, LookupInput, Notice, NoticeSink};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::cell::RefCell;
@@ -186,13 +186,20 @@ impl NativePionIpc {
             .filter(|dir| convert::kind(dir) == ValueType::String)
             .and_then(|dir| convert::string("package directory", &dir).ok())
             .map(PathBuf::from);
-        find_binary(&LookupInput {
+        let found = find_binary(&LookupInput {
             env_bin: process.env_bin.filter(|s| !s.is_empty()).map(PathBuf::from),
-            package_name,
+            package_name: package_name.clone(),
             package_dir,
             path_var: process.path.map(Into::into),
             windows: process.platform == "win32",
-        })
+        })?;
+        if let Some(refusal) = found.refused {
+            self.bridge.notice(Notice::Log(format!(
+                "{package_name}: {refusal}; running {} from PATH instead",
+                found.binary.display()
+            )));
+        }
+        Ok(found.binary)
     }
 }
 

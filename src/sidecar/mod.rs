@@ -9,7 +9,7 @@ pub mod process;
 
 pub use backlog::{Backlog, Ticket};
 pub use controller::{Ipc, IpcConfig};
-pub use lookup::{find_binary, LookupInput};
+pub use lookup::{find_binary, Found, LookupInput, Refusal};
 #[cfg(unix_io)]
 pub use process::StdoutReader;
 pub use process::{Kill, Notice, NoticeSink, Sidecar};
