@@ -110,7 +110,10 @@ pub fn find_binary(input: &LookupInput) -> Result<Found, Error> {
 /// The real path of `bin` (the one to run, so that no symlink on the way can be swapped
 /// after the check) if no user but the current one and root can replace it: neither the file
 /// nor any folder above it, up to `/`, may be owned by someone else or writable by group or
-/// others. A sticky bit does not help: a sticky `/tmp` is where a package gets planted.
+/// others, except a sticky folder (`/tmp`): there, others cannot rename or remove what is
+/// not theirs, and the entry below it on the way, checked just before, is the current
+/// user's or root's. A package planted in `/tmp/node_modules` is refused all the same: the
+/// planter owns that folder.
 #[cfg(unix)]
 fn trusted(bin: &Path) -> Result<PathBuf, String> {
     use std::os::unix::fs::MetadataExt;
@@ -129,6 +132,10 @@ fn trusted(bin: &Path) -> Result<PathBuf, String> {
             ));
         }
         let mode = meta.mode() & 0o7777;
+        // Sticky (and a folder, not the binary): the entry below it is ours or root's.
+        if mode & 0o1000 != 0 && path != real {
+            continue;
+        }
         let writers = if mode & 0o002 != 0 {
             "world-writable"
         } else if mode & 0o020 != 0 {
@@ -292,12 +299,8 @@ mod tests {
 
     #[test]
     fn a_package_in_a_folder_writable_by_others_is_refused_for_path() {
-        // world-writable, sticky (a /tmp), group-writable: all refused
-        for (mode, writers) in [
-            (0o777, "world-writable"),
-            (0o1777, "world-writable"),
-            (0o775, "group-writable"),
-        ] {
+        // world-writable, group-writable: refused (sticky: see below)
+        for (mode, writers) in [(0o777, "world-writable"), (0o775, "group-writable")] {
             let dir = Scratch::new(&format!("writable-{mode:o}"));
             let (mut input, packaged, on_path) = layout(&dir);
             let shared = dir.join("shared");
@@ -339,11 +342,7 @@ mod tests {
         // the file, bin/, the package, @coclaw, node_modules, shared, the scratch folder
         assert_eq!(levels.len(), 7);
         for level in &levels {
-            let mode = if level.is_file() {
-                0o757
-            } else {
-                0o757 | 0o1000
-            };
+            let mode = 0o757;
             chmod(level, mode);
             let found = find_binary(&input).unwrap();
             assert_eq!(found.binary, on_path, "{} at {mode:o}", level.display());
@@ -385,6 +384,38 @@ mod tests {
             std::os::unix::fs::chown(&level, Some(0), None).unwrap();
             assert_eq!(find_binary(&input).unwrap().binary, packaged);
         }
+    }
+
+    #[test]
+    fn a_sticky_folder_is_passed_when_the_entry_below_it_is_ours() {
+        // /tmp's case: others may write the folder but not replace what is not theirs
+        let dir = Scratch::new("sticky");
+        let (input, packaged, on_path) = layout(&dir);
+        chmod(&dir.join("shared"), 0o1777);
+        assert_eq!(
+            find_binary(&input).unwrap(),
+            Found {
+                binary: packaged,
+                refused: None
+            }
+        );
+        if !is_root() {
+            eprintln!("the planted case needs root (chown to another user)");
+            return;
+        }
+        // planted: the entry below the sticky folder belongs to someone else
+        let planted = dir.join("shared/node_modules");
+        std::os::unix::fs::chown(&planted, Some(65534), None).unwrap();
+        let found = find_binary(&input).unwrap();
+        assert_eq!(found.binary, on_path);
+        assert_eq!(
+            found.refused.unwrap().reason,
+            format!(
+                "{} is owned by uid 65534, neither the current user (uid 0) nor root",
+                planted.display()
+            )
+        );
+        std::os::unix::fs::chown(&planted, Some(0), None).unwrap();
     }
 
     #[test]
