@@ -123,6 +123,12 @@ export interface RTCPeerConnectionOptions {
   settings?: PionSettings
   /** The connection's id in the sidecar; default a random UUID. */
   _pcId?: string
+  /**
+   * Opt-in limit, in bytes, for each channel of this connection (its own and those the remote
+   * opens): `send()` throws an `OperationError` for a message that would take `bufferedAmount`
+   * above it, as browsers refuse one over their buffer. Default: no limit.
+   */
+  _maxBufferedAmount?: number
 }
 
 export type RTCPeerConnectionState = 'new' | 'connecting' | 'connected' | 'disconnected' | 'failed' | 'closed'

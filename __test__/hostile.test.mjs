@@ -17,12 +17,12 @@ const INDEX = new URL('../index.mjs', import.meta.url).href
 /** Runs `body` (the text of an async function body with `PionIpc` and `RTCPeerConnection` in
  * scope) in a Node child; resolves with what it returned (JSON), or rejects with how the
  * child ended. */
-function inChild(body, ms = 20000) {
+function inChild(body, ms = 20000, flags = []) {
   const script = `import { PionIpc, RTCPeerConnection } from ${JSON.stringify(INDEX)}
 const result = await (async () => { ${body} })()
 console.log(JSON.stringify(result))`
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--input-type=module', '-e', script], { timeout: ms, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+    execFile(process.execPath, [...flags, '--input-type=module', '-e', script], { timeout: ms, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
       if (err) reject(new Error(`child ended with ${err.signal ?? `code ${err.code}`}\n${stderr.slice(-2000)}`))
       else resolve(JSON.parse(stdout.trim().split('\n').pop()))
     })
@@ -63,6 +63,52 @@ describe('durations from JavaScript', () => {
     assert.match(result.stop, /^RangeError: timeout/)
     assert.equal(result.startedAfterBadStop, true, 'a refused stop() does not stop')
     assert.equal(result.stopped, true)
+  })
+})
+
+describe('garbage collection', () => {
+  test('connections that only close() could make emit again are collected when dropped; live ones are not', async () => {
+    const counts = await inChild(`
+      const N = 200
+      const collected = {}
+      const registry = new FinalizationRegistry((kind) => { collected[kind] = (collected[kind] ?? 0) + 1 })
+      const make = (kind, options) => registry.register(new RTCPeerConnection(options), kind)
+      const never = new PionIpc()
+      const crashing = new PionIpc({ autoRestart: false, logger: () => {} })
+      const live = new PionIpc()
+      await crashing.start()
+      await live.start()
+      for (let i = 0; i < N; i++) {
+        make('never started', { _ipc: never })
+        make('bad settings', { _ipc: live, settings: { sctpRtoMax: -1 } })
+        make('no _ipc', undefined)
+        make('no options', 42)
+      }
+      const created = (ipc) => Array.from({ length: N }, () => new RTCPeerConnection({ _ipc: ipc }))
+      const onCrashing = created(crashing)
+      const closed = created(live)
+      const alive = created(live)
+      await Promise.all([...onCrashing, ...closed, ...alive].map((pc) => pc.createOffer()))
+      await Promise.all(closed.map((pc) => pc.close()))
+      for (const [kind, list] of [['failed with its sidecar', onCrashing], ['closed', closed], ['live', alive]]) {
+        for (const pc of list) registry.register(pc, kind)
+        list.length = 0
+      }
+      const exited = new Promise((resolve) => crashing.once('exit', resolve))
+      process.kill(crashing.pid, 'SIGKILL')
+      await exited
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      for (let i = 0; i < 30; i++) {
+        globalThis.gc()
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+      await live.stop()
+      return collected
+    `, 60000, ['--expose-gc'])
+    for (const kind of ['never started', 'bad settings', 'no _ipc', 'no options', 'failed with its sidecar', 'closed']) {
+      assert.equal(counts[kind], 200, `${kind}: ${counts[kind] ?? 0} of 200 collected (${JSON.stringify(counts)})`)
+    }
+    assert.equal(counts.live ?? 0, 0, 'a live connection can still emit: it is kept')
   })
 })
 
@@ -181,6 +227,71 @@ describe('messages after close', () => {
     } finally {
       await a.close()
       await b.close()
+    }
+  })
+})
+
+describe('an unpaced sender', () => {
+  test('with _maxBufferedAmount, send() over it throws OperationError and is not counted; without, it is not limited', async () => {
+    const limit = 4 * 16384
+    const chunk = Buffer.alloc(16384)
+    const capped = await connectPair(ipc, { label: 'capped', pcOptionsA: { _maxBufferedAmount: limit } })
+    const free = await connectPair(ipc, { label: 'free' })
+    try {
+      const dc = capped.dcA
+      let sent = 0
+      let threw = null
+      try {
+        // nothing is acknowledged within one synchronous loop: the fifth must be refused
+        for (; sent < 100; sent++) dc.send(chunk)
+      } catch (err) {
+        threw = err
+      }
+      assert.equal(sent, 4, 'four messages fit')
+      assert.equal(threw?.name, 'OperationError', String(threw))
+      assert.match(threw.message, /over the connection's _maxBufferedAmount of 65536/)
+      assert.ok(dc.bufferedAmount <= limit, `the refused message is not counted (${dc.bufferedAmount})`)
+      assert.equal(dc.readyState, 'open')
+      for (let i = 0; i < 64; i++) free.dcA.send(chunk)
+      assert.ok(free.dcA.bufferedAmount > limit, 'without the option nothing is refused')
+    } finally {
+      for (const pair of [capped, free]) {
+        await pair.a.close()
+        await pair.b.close()
+      }
+    }
+  })
+
+  test('_maxBufferedAmount: -1 fails the connection with a RangeError', async () => {
+    const pc = new RTCPeerConnection({ _ipc: ipc, _maxBufferedAmount: -1 })
+    await assert.rejects(withTimeout(pc.createOffer(), 3000, 'createOffer'), RangeError)
+    await pc.close()
+  })
+})
+
+describe('closing with a sidecar backlog', () => {
+  test('no request error is logged for the backlog polls of a closed channel (5 rounds)', async () => {
+    const lines = []
+    const own = new PionIpc({ logger: (line) => lines.push(line) })
+    await own.start()
+    try {
+      const { a, b, dcA } = await connectPair(own, { label: 'backlog', settings: { sctpRtoMax: 200 } })
+      const chunk = Buffer.alloc(16384)
+      for (let round = 0; round < 5; round++) {
+        // channel labels are reusable once closed
+        const dc = round === 0 ? dcA : a.createDataChannel(`backlog-${round}`)
+        if (dc.readyState !== 'open') await nextEvent(dc, 'open', 10000)
+        for (let i = 0; i < 256; i++) dc.send(chunk)
+        // every send acknowledged, the rest in the sidecar's own SCTP buffer: polled
+        await until(() => dc.bufferedAmount < 256 * 16384 / 2, 10000, 'acknowledgements')
+        await dc.close()
+        await sleep(300)
+      }
+      assert.deepEqual(lines.filter((l) => /request error/.test(l)), [])
+      await a.close()
+      await b.close()
+    } finally {
+      await own.stop()
     }
   })
 })

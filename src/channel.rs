@@ -188,6 +188,14 @@ impl Channel {
                     state.ready.as_str()
                 )));
             }
+            let limit = peer.as_ref().map_or(u64::MAX, |p| p.max_buffered_amount());
+            let after = state.buffered_amount().saturating_add(data.len() as u64);
+            if after > limit {
+                return Err(Error::Operation(format!(
+                    "send() would take bufferedAmount to {after} bytes, over the connection's \
+                     _maxBufferedAmount of {limit}"
+                )));
+            }
             state.unacked += data.len() as u64;
             let direct = state.queue.is_empty() && state.created;
             if let (true, Some(peer)) = (direct, &peer) {
@@ -344,6 +352,12 @@ impl Channel {
         let channel = self.clone();
         sidecar.run_task(async move {
             tokio::time::sleep(delay).await;
+            if channel.ready_state() != ReadyState::Open {
+                // Closed meanwhile: the sidecar no longer knows the channel, and the
+                // question would only come back as an error.
+                channel.state.lock().unwrap().polling = false;
+                return;
+            }
             let polled = channel.clone();
             channel.request("dc.getBA", &[], move |reply| {
                 let Some(peer) = polled.peer.upgrade() else {
@@ -544,7 +558,11 @@ impl Channel {
             ));
         }
         let channel = self.clone();
+        // Done when that step ran (or was dropped, with the JavaScript side gone): a pc.close
+        // after this close must reach the sidecar after its dc.close.
+        let (done, finished) = tokio::sync::oneshot::channel::<()>();
         peer.on_js(move || {
+            let _done = done;
             {
                 let mut state = channel.state.lock().unwrap();
                 if state.ready == ReadyState::Closed {
@@ -561,6 +579,7 @@ impl Channel {
             }
             channel.finish_close();
         });
+        let _ = finished.await;
     }
 
     /// A sidecar event for this channel.

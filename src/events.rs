@@ -61,6 +61,10 @@ pub enum Emit {
     Channel(u64, ChannelEvent),
     /// Nothing more will be emitted on this object: JavaScript may let go of it.
     Release(u64),
+    /// Only a call of the user's (close()) can make this object emit from now on (a failed
+    /// connection, one never created): it is held weakly, so that one nobody references any
+    /// more is collected.
+    Weaken(u64),
 }
 
 /// The value a promise settles with.

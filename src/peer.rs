@@ -145,6 +145,8 @@ pub struct Peer {
     /// True once close() has done everything it does (a second close() waits for it).
     closed: watch::Sender<bool>,
     sends_in_flight: AtomicUsize,
+    /// The connection's `_maxBufferedAmount`, u64::MAX when none was given.
+    max_buffered: std::sync::atomic::AtomicU64,
     state: Mutex<PeerState>,
 }
 
@@ -165,6 +167,7 @@ impl Peer {
             created: watch::channel(None).0,
             closed: watch::channel(false).0,
             sends_in_flight: AtomicUsize::new(0),
+            max_buffered: std::sync::atomic::AtomicU64::new(u64::MAX),
             state: Mutex::new(PeerState {
                 connection: "new".into(),
                 ice_connection: "new".into(),
@@ -207,6 +210,11 @@ impl Peer {
         peer
     }
 
+    /// True once the create failed for good (bad options, no sidecar, refused).
+    pub fn creation_failed(&self) -> bool {
+        matches!(&*self.created.borrow(), Some(Err(_)))
+    }
+
     fn on_created(&self, result: Result<(), Error>) {
         let waiting = std::mem::take(&mut self.state.lock().unwrap().awaiting_create);
         match &result {
@@ -216,6 +224,8 @@ impl Peer {
             Err(_) => {
                 self.router.unregister(self);
                 self.state.lock().unwrap().listening = false;
+                // Nothing but close() will make it emit again.
+                self.emit(Emit::Weaken(self.id));
             }
             Ok(()) => {}
         }
@@ -255,6 +265,16 @@ impl Peer {
 
     pub(crate) fn sidecar_ref(&self) -> Option<&Sidecar> {
         self.sidecar.as_ref()
+    }
+
+    /// Opt-in: send() refuses a message that would take a channel's bufferedAmount above
+    /// `limit` bytes (as browsers refuse one over their buffer). Unlimited by default.
+    pub fn set_max_buffered_amount(&self, limit: u64) {
+        self.max_buffered.store(limit, Ordering::Relaxed);
+    }
+
+    pub(crate) fn max_buffered_amount(&self) -> u64 {
+        self.max_buffered.load(Ordering::Relaxed)
     }
 
     pub(crate) fn try_acquire_send(&self) -> bool {
@@ -551,6 +571,7 @@ impl Peer {
         self.router.unregister(self);
         self.emit(Emit::Peer(self.id, PeerEvent::ConnectionStateChange));
         self.emit(Emit::Peer(self.id, PeerEvent::IceConnectionStateChange));
+        self.emit(Emit::Weaken(self.id));
     }
 
     /// The channel of this label, while the connection listens to sidecar events.

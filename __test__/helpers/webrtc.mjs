@@ -19,12 +19,12 @@ function trickle(from, to) {
 /** Two connected peers with an open channel each way: { a, b, dcA, dcB }. B runs on `ipcB`
  * when given (its own sidecar), else on `ipc` too. `Peer` is the RTCPeerConnection class
  * (the benchmark passes another SDK's); `settings` goes to both connections; `pcIdA` is A's
- * `_pcId`. */
+ * `_pcId`, `pcOptionsA` more options of A's. */
 export async function connectPair(
   ipc,
-  { label = 'chat', ordered = true, ms = 20000, ipcB = ipc, Peer = RTCPeerConnection, settings, pcIdA } = {},
+  { label = 'chat', ordered = true, ms = 20000, ipcB = ipc, Peer = RTCPeerConnection, settings, pcIdA, pcOptionsA } = {},
 ) {
-  const a = new Peer({ _ipc: ipc, settings, _pcId: pcIdA })
+  const a = new Peer({ _ipc: ipc, settings, _pcId: pcIdA, ...pcOptionsA })
   const b = new Peer({ _ipc: ipcB, settings })
   const toB = trickle(a, b)
   const toA = trickle(b, a)

@@ -186,6 +186,8 @@ struct Queue {
 #[derive(Default)]
 struct JsSide {
     targets: HashMap<u64, JsOnly<sys::napi_ref>>,
+    /// Targets held weakly (see [`Emit::Weaken`]).
+    weak: std::collections::HashSet<u64>,
     deferreds: HashMap<u64, JsOnly<sys::napi_deferred>>,
     next_token: u64,
 }
@@ -397,6 +399,7 @@ impl Bridge {
             .unwrap()
             .targets
             .insert(id, JsOnly(reference));
+        self.js.lock().unwrap().weak.remove(&id);
         if let Some(old) = old {
             // SAFETY: JavaScript thread, our own reference.
             unsafe { sys::napi_delete_reference(env.raw(), old.0) };
@@ -495,8 +498,23 @@ impl Bridge {
         (!value.is_null()).then_some(value)
     }
 
-    fn release_target(&self, env: sys::napi_env, id: u64) {
-        if let Some(reference) = self.js.lock().unwrap().targets.remove(&id) {
+    /// Holds the target of `id` weakly from now on (once).
+    pub fn weaken_target(&self, env: sys::napi_env, id: u64) {
+        let mut js = self.js.lock().unwrap();
+        let Some(reference) = js.targets.get(&id).map(|r| r.0) else {
+            return;
+        };
+        if js.weak.insert(id) {
+            let mut count = 0;
+            // SAFETY: JavaScript thread, our own reference, held strongly until now.
+            unsafe { sys::napi_reference_unref(env, reference, &mut count) };
+        }
+    }
+
+    pub fn release_target(&self, env: sys::napi_env, id: u64) {
+        let mut js = self.js.lock().unwrap();
+        js.weak.remove(&id);
+        if let Some(reference) = js.targets.remove(&id) {
             // SAFETY: JavaScript thread, our own reference.
             unsafe { sys::napi_delete_reference(env, reference.0) };
         }
@@ -850,6 +868,7 @@ unsafe fn convert_notice(
             }
         }
         Notice::Emit(Emit::Release(id)) => bridge.release_target(env, id),
+        Notice::Emit(Emit::Weaken(id)) => bridge.weaken_target(env, id),
         Notice::Emit(Emit::Peer(id, event)) => {
             let Some(target) = bridge.target(env, id) else {
                 return Ok(());

@@ -16,10 +16,19 @@ use rmpv::Value;
 use std::future::Future;
 use std::sync::Arc;
 
-#[napi]
+#[napi(custom_finalize)]
 pub struct NativePeerConnection {
     peer: Arc<Peer>,
     bridge: Arc<Bridge>,
+}
+
+impl ObjectFinalize for NativePeerConnection {
+    /// The wrapper was collected (it was held weakly, see `Emit::Weaken`, or released):
+    /// its entry in the bridge goes with it.
+    fn finalize(self, env: Env) -> Result<()> {
+        self.bridge.release_target(env.raw(), self.peer.id);
+        Ok(())
+    }
 }
 
 type Parsed<T> = std::result::Result<T, Error>;
@@ -180,6 +189,20 @@ fn check_settings(value: &Value, path: &str) -> Parsed<()> {
     }
 }
 
+/// `_maxBufferedAmount`: a whole number of bytes, or absent.
+fn max_buffered_amount(options: &Object) -> Parsed<Option<u64>> {
+    let Some(value) = convert::field(options, "_maxBufferedAmount")? else {
+        return Ok(None);
+    };
+    let n = convert::number("_maxBufferedAmount", &value)?;
+    if !(0.0..=9_007_199_254_740_991.0).contains(&n) || n.fract() != 0.0 {
+        return Err(Error::Range(format!(
+            "_maxBufferedAmount must be a whole number of bytes >= 0, got {n}"
+        )));
+    }
+    Ok(Some(n as u64))
+}
+
 fn create_payload(pc_id: &str, options: Option<&Object>) -> Parsed<Vec<u8>> {
     let (servers, settings) = match options {
         Some(options) => (
@@ -273,8 +296,14 @@ impl NativePeerConnection {
             Ok(Some(id)) if !id.is_empty() => id.clone(),
             _ => uuid::Uuid::new_v4().to_string(),
         };
+        let max_buffered = options
+            .as_ref()
+            .ok()
+            .and_then(|o| o.as_ref())
+            .map_or(Ok(None), max_buffered_amount);
         let payload = given_id
             .map(|_| ())
+            .and(max_buffered.clone().map(|_| ()))
             .and(options.clone())
             .and_then(|o| create_payload(&pc_id, o.as_ref()));
         let (peer, bridge) = match ipc {
@@ -291,7 +320,15 @@ impl NativePeerConnection {
                 (Peer::create(router, missing, pc_id, payload), bridge)
             }
         };
+        if let Ok(Some(limit)) = max_buffered {
+            peer.set_max_buffered_amount(limit);
+        }
         bridge.set_target(&env, peer.id, &target)?;
+        if peer.creation_failed() {
+            // Failed at once (its Weaken notice may have nobody to deliver it): only close()
+            // can make it emit, so an unreferenced one may be collected.
+            bridge.weaken_target(env.raw(), peer.id);
+        }
         Ok(NativePeerConnection { peer, bridge })
     }
 
