@@ -1,0 +1,152 @@
+// Careless or hostile input that passed every check and then went wrong further down
+// (issue 13): typed arrays of a kind the addon did not know (Float16Array).
+//
+// Every typed-array kind of the running runtime is covered, found by walking the globals (so
+// Float16Array is included where it exists: Node 24, Bun, Deno; Node 20 has none). Run under
+// Node 24 as well to cover it.
+//
+// Opens WebRTC connections: run through scripts/netns-run.sh.
+import { test, describe, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { PionIpc, RTCPeerConnection } from '../index.mjs'
+import { connectPair } from './helpers/webrtc.mjs'
+import { withTimeout, nextEvent, until, sleep } from './helpers/util.mjs'
+
+let ipc
+const logLines = []
+const unhandled = []
+const onUnhandled = (reason) => unhandled.push(reason)
+
+before(async () => {
+  process.on('unhandledRejection', onUnhandled)
+  ipc = new PionIpc({ logger: (line) => logLines.push(line) })
+  await withTimeout(ipc.start(), 10000, 'ipc.start()')
+})
+
+after(async () => {
+  process.off('unhandledRejection', onUnhandled)
+  if (ipc?.started) await withTimeout(ipc.stop(), 7000, 'ipc.stop()')
+  assert.deepEqual(unhandled, [], 'no unhandled rejection')
+})
+
+let pairCount = 0
+/** connectPair with known pcIds (for raw ipc.request calls on the same connections). */
+async function pair(label) {
+  const n = ++pairCount
+  const ids = [`careless-a${n}`, `careless-b${n}`]
+  const names = [...ids]
+  class Peer extends RTCPeerConnection {
+    constructor(options) {
+      super({ ...options, _pcId: names.shift() })
+    }
+  }
+  const p = await connectPair(ipc, { label, Peer })
+  return { ...p, idA: ids[0], idB: ids[1] }
+}
+
+async function closeAll(...pcs) {
+  await Promise.all(pcs.filter(Boolean).map((pc) => withTimeout(pc.close(), 10000, 'pc.close()').catch(() => {})))
+}
+
+/** Every message of `dc`, in arrival order. */
+function collect(dc) {
+  const messages = []
+  const listener = ({ data }) => messages.push(data)
+  dc.on('message', listener)
+  return {
+    messages,
+    waitFor: (n, ms = 10000) => until(() => messages.length >= n, ms, `${n} messages on ${dc.label} (have ${messages.length})`),
+    stop: () => dc.off('message', listener),
+  }
+}
+
+/** The typed-array constructors of this runtime: every global whose parent is %TypedArray%. */
+function typedArrayKinds() {
+  const TypedArray = Object.getPrototypeOf(Int8Array)
+  return Object.getOwnPropertyNames(globalThis)
+    .filter((name) => {
+      const value = Object.getOwnPropertyDescriptor(globalThis, name)?.value
+      return typeof value === 'function' && Object.getPrototypeOf(value) === TypedArray
+    })
+    .sort()
+}
+
+/** An ArrayBuffer (or SharedArrayBuffer) of `n` bytes, each different from its neighbours. */
+function filled(n, Buf = ArrayBuffer, seed = 0) {
+  const buf = new Buf(n)
+  const bytes = new Uint8Array(buf)
+  for (let i = 0; i < n; i++) bytes[i] = (seed + i * 37 + 11) & 0xff
+  return buf
+}
+
+/** [what, value to send, the bytes expected] for every view kind over `Buf`: each typed-array
+ * kind of this runtime whole, and as 3 elements from an offset of one element; DataViews;
+ * a Buffer. The expected bytes are copied from the memory itself, not from the view. */
+function viewCases(Buf, seed = 0) {
+  const cases = []
+  for (const name of typedArrayKinds()) {
+    const Kind = globalThis[name]
+    const size = Kind.BYTES_PER_ELEMENT
+    const buf = filled(size * 5, Buf, seed++)
+    cases.push([`${name} (whole)`, new Kind(buf), Buffer.from(new Uint8Array(buf).slice())])
+    cases.push([`${name} (3 elements at ${size})`, new Kind(buf, size, 3), Buffer.from(new Uint8Array(buf, size, 3 * size).slice())])
+  }
+  const dv = filled(13, Buf, seed++)
+  cases.push(['DataView (whole)', new DataView(dv), Buffer.from(new Uint8Array(dv).slice())])
+  cases.push(['DataView (5 bytes at 3)', new DataView(dv, 3, 5), Buffer.from(new Uint8Array(dv, 3, 5).slice())])
+  const b = filled(9, Buf, seed++)
+  cases.push(['Buffer (4 bytes at 2)', Buffer.from(b, 2, 4), Buffer.from(new Uint8Array(b, 2, 4).slice())])
+  return cases
+}
+
+/** Sends each case through `send` and checks that `rx` got exactly its bytes, as binary. */
+async function assertDelivered(cases, send, rx, how) {
+  for (const [, value] of cases) await send(value)
+  await rx.waitFor(cases.length, 10000)
+  await sleep(50)
+  assert.equal(rx.messages.length, cases.length, `${how}: one message per send, no more`)
+  cases.forEach(([what, , expected], i) => {
+    const got = rx.messages[i]
+    assert.ok(Buffer.isBuffer(got), `${how}, ${what}: arrives as binary (got ${typeof got}: ${String(got).slice(0, 40)})`)
+    assert.equal(got.length, expected.length, `${how}, ${what}: byte length`)
+    assert.deepEqual([...got], [...expected], `${how}, ${what}: bytes`)
+  })
+}
+
+describe('every typed-array kind, at its full byte length (Float16Array where the runtime has it)', () => {
+  let p
+  before(async () => {
+    p = await pair('kinds')
+  })
+  after(async () => {
+    await closeAll(p?.a, p?.b)
+  })
+
+  test('the kinds found include all eleven of ES2020 (the walk over the globals works)', (t) => {
+    const kinds = typedArrayKinds()
+    for (const name of ['Int8Array', 'Uint8Array', 'Uint8ClampedArray', 'Int16Array', 'Uint16Array', 'Int32Array', 'Uint32Array', 'Float32Array', 'Float64Array', 'BigInt64Array', 'BigUint64Array']) {
+      assert.ok(kinds.includes(name), `${name} found`)
+    }
+    assert.equal(kinds.includes('Float16Array'), typeof globalThis.Float16Array === 'function')
+    t.diagnostic(`${process.version}: ${kinds.join(', ')}`)
+  })
+
+  test('dc.send(view) sends exactly the view\'s bytes, whatever its kind', async () => {
+    const rx = collect(p.dcB)
+    try {
+      await assertDelivered(viewCases(ArrayBuffer), (v) => p.dcA.send(v), rx, 'send()')
+    } finally {
+      rx.stop()
+    }
+  })
+
+  test('ipc.request(method, opts, view) sends exactly the view\'s bytes, whatever its kind', async () => {
+    const rx = collect(p.dcB)
+    try {
+      const send = (v) => withTimeout(ipc.request('dc.send', { pcId: p.idA, dcLabel: 'kinds', isBinary: true }, v), 5000, 'dc.send')
+      await assertDelivered(viewCases(ArrayBuffer, 100), send, rx, 'ipc.request()')
+    } finally {
+      rx.stop()
+    }
+  })
+})
