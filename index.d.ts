@@ -91,8 +91,9 @@ export declare class PionIpc extends TypedEmitter<PionIpcEvents> {
   /** Closes the sidecar's stdin, SIGTERM after `timeout` ms (default 5000), then gives up. */
   stop(timeout?: number): Promise<void>
   /**
-   * Sends one request. A Buffer or Uint8Array payload is sent raw, anything else
-   * msgpack-encoded.
+   * Sends one request. A Buffer, any ArrayBuffer view (its bytes, whatever its kind), an
+   * ArrayBuffer or a SharedArrayBuffer is sent raw, anything else msgpack-encoded (binary
+   * values inside it as bin).
    */
   request(method: string, opts?: RequestOptions, payload?: unknown): Promise<IpcResponse>
 }
@@ -243,10 +244,11 @@ export declare class RTCDataChannel extends TypedEmitter<RTCDataChannelEvents> {
   readonly bufferedAmount: number
   bufferedAmountLowThreshold: number
   /**
-   * Synchronous. Buffers, ArrayBuffers and ArrayBuffer views are sent as binary, anything
-   * else as String(data). Throws InvalidStateError unless open, TypeError over 65535 bytes.
+   * Synchronous. Buffers, ArrayBuffers, SharedArrayBuffers and ArrayBuffer views of every
+   * kind are sent as binary (exactly their bytes, copied at the call), anything else as
+   * String(data). Throws InvalidStateError unless open, TypeError over 65535 bytes.
    */
-  send(data: string | Buffer | ArrayBuffer | ArrayBufferView | number | boolean | object): void
+  send(data: string | Buffer | ArrayBuffer | SharedArrayBuffer | ArrayBufferView | number | boolean | object): void
   /** Waits (up to 5 s) until every queued message reached the sidecar, then closes. */
   close(): Promise<void>
   onopen: Handler<[]>

@@ -1,5 +1,6 @@
 // Careless or hostile input that passed every check and then went wrong further down
-// (issue 13): typed arrays of a kind the addon did not know (Float16Array).
+// (issue 13): typed arrays of a kind the addon did not know (Float16Array) and
+// shared memory (SharedArrayBuffer).
 //
 // Every typed-array kind of the running runtime is covered, found by walking the globals (so
 // Float16Array is included where it exists: Node 24, Bun, Deno; Node 20 has none). Run under
@@ -147,6 +148,71 @@ describe('every typed-array kind, at its full byte length (Float16Array where th
       await assertDelivered(viewCases(ArrayBuffer, 100), send, rx, 'ipc.request()')
     } finally {
       rx.stop()
+    }
+  })
+})
+
+describe('SharedArrayBuffer: its bytes, as binary, like an ArrayBuffer', () => {
+  let p
+  before(async () => {
+    p = await pair('shared')
+  })
+  after(async () => {
+    await closeAll(p?.a, p?.b)
+  })
+
+  /** A SharedArrayBuffer itself, and every view kind over one. */
+  function sharedCases(seed) {
+    const whole = filled(21, SharedArrayBuffer, seed)
+    return [
+      ['SharedArrayBuffer', whole, Buffer.from(new Uint8Array(whole).slice())],
+      ['SharedArrayBuffer (empty)', new SharedArrayBuffer(0), Buffer.alloc(0)],
+      ...viewCases(SharedArrayBuffer, seed + 1).map(([what, value, bytes]) => [`${what} over a SharedArrayBuffer`, value, bytes]),
+    ]
+  }
+
+  test('dc.send(sharedArrayBuffer) and views over one send the bytes, copied at the call', async () => {
+    const rx = collect(p.dcB)
+    try {
+      await assertDelivered(sharedCases(0), (v) => p.dcA.send(v), rx, 'send()')
+      // copied at send() time: memory written right after the call does not change the message
+      rx.messages.length = 0
+      const sab = filled(8, SharedArrayBuffer, 50)
+      const before = Buffer.from(new Uint8Array(sab).slice())
+      p.dcA.send(sab)
+      new Uint8Array(sab).fill(0)
+      await rx.waitFor(1, 5000)
+      assert.deepEqual([...rx.messages[0]], [...before])
+    } finally {
+      rx.stop()
+    }
+  })
+
+  test('ipc.request(method, opts, sharedArrayBuffer) sends the bytes raw, as for an ArrayBuffer', async () => {
+    const rx = collect(p.dcB)
+    try {
+      const send = (v) => withTimeout(ipc.request('dc.send', { pcId: p.idA, dcLabel: 'shared', isBinary: true }, v), 5000, 'dc.send')
+      await assertDelivered(sharedCases(200), send, rx, 'ipc.request()')
+    } finally {
+      rx.stop()
+    }
+  })
+
+  test('inside a msgpack payload a SharedArrayBuffer is bin, as an ArrayBuffer is', async () => {
+    // pion-ipc reads a bin where it expects a string: the pcId given as bytes names the peer
+    const bytes = (text, Buf) => {
+      const buf = new Buf(Buffer.byteLength(text))
+      new Uint8Array(buf).set(Buffer.from(text))
+      return buf
+    }
+    for (const [Buf, id] of [
+      [ArrayBuffer, 'careless-nested-ab'],
+      [SharedArrayBuffer, 'careless-nested-sab'],
+    ]) {
+      await withTimeout(ipc.request('pc.create', {}, { pcId: bytes(id, Buf), iceServers: [] }), 5000, `pc.create with a ${Buf.name} pcId`)
+      // the peer exists under that name: closing it succeeds (an unknown one is refused)
+      await withTimeout(ipc.request('pc.close', { pcId: id }), 5000, `pc.close ${id}`)
+      await assert.rejects(ipc.request('pc.close', { pcId: id }), new RegExp(`peer "${id}" not found`))
     }
   })
 })

@@ -127,9 +127,11 @@ pub fn options<'env>(
     ))
 }
 
-/// The bytes of a Buffer, any ArrayBuffer view (typed array, DataView) or an ArrayBuffer;
-/// `None` for anything else, an error for a typed array whose byte length cannot be known.
-/// The slice borrows JavaScript memory: copy it before returning to JavaScript.
+/// The bytes of a Buffer, any ArrayBuffer view (typed array, DataView), an ArrayBuffer or a
+/// SharedArrayBuffer; `None` for anything else, an error for a typed array whose byte length
+/// cannot be known. The slice borrows JavaScript memory: copy it before returning to
+/// JavaScript. Shared memory may be written by another thread meanwhile: the copy holds
+/// whatever the bytes were while copied, as `Buffer.from` would.
 pub fn binary<'a>(value: &'a Unknown) -> Result<Option<&'a [u8]>, Error> {
     let env = value.value().env;
     let raw = value.value().value;
@@ -146,6 +148,13 @@ pub fn binary<'a>(value: &'a Unknown) -> Result<Option<&'a [u8]>, Error> {
             sys::napi_get_dataview_info(env, raw, &mut len, &mut data, &mut buffer, &mut offset);
         } else if sys::napi_is_arraybuffer(env, raw, &mut flag) == sys::Status::napi_ok && flag {
             sys::napi_get_arraybuffer_info(env, raw, &mut data, &mut len);
+        } else if kind(value) == ValueType::Object {
+            // a SharedArrayBuffer: read through a Uint8Array over all of it. Its memory lives
+            // as long as the buffer (`value`), which cannot be detached.
+            let Some(view) = super::bridge::shared_view(env, raw) else {
+                return Ok(None);
+            };
+            (data, len) = typed_array_bytes(env, view)?;
         } else {
             return Ok(None);
         }
