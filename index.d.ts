@@ -214,7 +214,10 @@ export declare class RTCPeerConnection extends TypedEmitter<RTCPeerConnectionEve
   readonly selectedCandidatePair: RTCSelectedCandidatePair | null
   /** 65535: one byte more makes pion-ipc 0.4.1 drop the association silently. */
   readonly maxMessageSize: number
-  /** Throws TypeError for an empty label, OperationError for a label still in use. */
+  /**
+   * Throws TypeError for an empty label or one over 8180 bytes of UTF-8 (the most the remote
+   * side accepts), OperationError for a label still in use.
+   */
   createDataChannel(label: string, options?: { ordered?: boolean }): RTCDataChannel
   createOffer(): Promise<{ type: 'offer'; sdp: string }>
   createAnswer(): Promise<{ type: 'answer'; sdp: string }>

@@ -1,6 +1,6 @@
 // Careless or hostile input that passed every check and then went wrong further down
-// (issue 13): typed arrays of a kind the addon did not know (Float16Array) and
-// shared memory (SharedArrayBuffer).
+// (issue 13): typed arrays of a kind the addon did not know (Float16Array), shared memory
+// (SharedArrayBuffer), and labels longer than the remote side can accept.
 //
 // Every typed-array kind of the running runtime is covered, found by walking the globals (so
 // Float16Array is included where it exists: Node 24, Bun, Deno; Node 20 has none). Run under
@@ -12,6 +12,10 @@ import assert from 'node:assert/strict'
 import { PionIpc, RTCPeerConnection } from '../index.mjs'
 import { connectPair } from './helpers/webrtc.mjs'
 import { withTimeout, nextEvent, until, sleep } from './helpers/util.mjs'
+
+/** The largest label, in UTF-8 bytes, that pion-ipc 0.4.1 accepts from the remote side
+ * (pion reads the channel's DCEP open message into 8192 bytes, 12 of them its header). */
+const LABEL_LIMIT = 8180
 
 let ipc
 const logLines = []
@@ -213,6 +217,115 @@ describe('SharedArrayBuffer: its bytes, as binary, like an ArrayBuffer', () => {
       // the peer exists under that name: closing it succeeds (an unknown one is refused)
       await withTimeout(ipc.request('pc.close', { pcId: id }), 5000, `pc.close ${id}`)
       await assert.rejects(ipc.request('pc.close', { pcId: id }), new RegExp(`peer "${id}" not found`))
+    }
+  })
+})
+
+describe(`labels: at most ${LABEL_LIMIT} bytes of UTF-8`, () => {
+  let p
+  before(async () => {
+    p = await pair('labels')
+  })
+  after(async () => {
+    await closeAll(p?.a, p?.b)
+  })
+
+  /** Creates `label` on A; resolves once both ends are open and a message went each way. */
+  async function opensBothSides(label, what) {
+    const announced = nextEvent(p.b, 'datachannel', 15000)
+    const dcA = p.a.createDataChannel(label)
+    const [{ channel: dcB }] = await announced.catch((e) => {
+      throw new Error(`${what}: the remote never got the channel: ${e.message}`)
+    })
+    assert.equal(dcB.label, label, `${what}: the remote has the exact label`)
+    assert.equal(dcA.label, label)
+    if (dcA.readyState !== 'open') await nextEvent(dcA, 'open', 15000)
+    if (dcB.readyState !== 'open') await nextEvent(dcB, 'open', 15000)
+    const rxB = collect(dcB)
+    const rxA = collect(dcA)
+    dcA.send('to-b')
+    dcB.send('to-a')
+    await rxB.waitFor(1, 5000)
+    await rxA.waitFor(1, 5000)
+    assert.deepEqual(rxB.messages, ['to-b'])
+    assert.deepEqual(rxA.messages, ['to-a'])
+    await withTimeout(dcA.close(), 10000, 'close')
+    return dcB
+  }
+
+  test(`a label of exactly ${LABEL_LIMIT} bytes reaches the remote, ASCII and multi-byte`, async () => {
+    const ascii = 'L'.repeat(LABEL_LIMIT)
+    // 4-, 3-, 2- and 1-byte characters: 2,048 code points, 4,091 UTF-16 units
+    const multi = '😀'.repeat(2043) + '✓' + 'é' + 'x'.repeat(3)
+    assert.equal(Buffer.byteLength(multi), LABEL_LIMIT)
+    await opensBothSides(ascii, 'ASCII')
+    await opensBothSides(multi, 'multi-byte')
+  })
+
+  test(`one byte over ${LABEL_LIMIT} throws a TypeError at createDataChannel and leaves no channel behind`, async () => {
+    const announced = []
+    const onChannel = ({ channel }) => announced.push(channel.label)
+    p.b.on('datachannel', onChannel)
+    const logged = logLines.length
+    try {
+      const over = [
+        ['ASCII', 'L'.repeat(LABEL_LIMIT + 1)],
+        // fewer characters than the limit, more bytes: bytes are what counts
+        ['multi-byte', '😀'.repeat(2045) + 'x'],
+        ['2-byte', 'é'.repeat(LABEL_LIMIT / 2) + 'x'],
+        ['65535 bytes', 'L'.repeat(65535)],
+        ['65536 bytes', 'L'.repeat(65536)],
+        ['1 MB', 'L'.repeat(1 << 20)],
+      ]
+      for (const [what, label] of over) {
+        const bytes = Buffer.byteLength(label)
+        assert.ok(bytes > LABEL_LIMIT && label.length >= 1)
+        let threw = null
+        try {
+          const dc = p.a.createDataChannel(label)
+          dc.on('error', () => {})
+        } catch (e) {
+          threw = e
+        }
+        assert.ok(threw, `${what} (${bytes} bytes, ${label.length} UTF-16 units): expected a synchronous throw`)
+        assert.ok(threw instanceof TypeError, `${what}: a TypeError, got ${threw?.constructor?.name}: ${threw?.message}`)
+        assert.match(threw.message, new RegExp(`at most ${LABEL_LIMIT} bytes`), `${what}: the message names the limit`)
+        assert.match(threw.message, new RegExp(`\\b${bytes}\\b`), `${what}: the message gives the label's size`)
+        // nothing on the sidecar either: it knows no channel of that label on A (asked where
+        // the label fits in a frame header)
+        if (bytes < 60000) await assert.rejects(
+          withTimeout(ipc.request('dc.send', { pcId: p.idA, dcLabel: label }, Buffer.from('x')), 5000, 'dc.send'),
+          /not found/,
+          `${what}: no channel of that label on the sidecar`,
+        )
+      }
+      // the connection still works: a normal channel opens on both sides
+      await opensBothSides('after-long', 'a normal label afterwards')
+      await sleep(200)
+      assert.deepEqual(announced, ['after-long'], 'the remote saw only the normal channel')
+      assert.ok(!logLines.slice(logged).some((l) => l.includes('Failed to accept data channel')), 'the sidecar refused nothing')
+      assert.equal(p.a.connectionState, 'connected')
+    } finally {
+      p.b.off('datachannel', onChannel)
+    }
+  })
+
+  test(`the limit is the sidecar's: ${LABEL_LIMIT + 1} bytes sent raw are refused by the remote (short buffer)`, async () => {
+    // straight through the protocol, past the check: the remote pion cannot read the channel's
+    // announcement, and the channel exists on one side only (this is what the check prevents)
+    const announced = []
+    const onChannel = ({ channel }) => announced.push(channel.label)
+    p.b.on('datachannel', onChannel)
+    const logged = logLines.length
+    const label = 'R'.repeat(LABEL_LIMIT + 1)
+    try {
+      await withTimeout(ipc.request('dc.create', { pcId: p.idA }, { label, ordered: true }), 5000, 'raw dc.create')
+      await until(() => logLines.slice(logged).some((l) => l.includes('Failed to accept data channel: short buffer')), 10000, "the remote's 'short buffer'")
+      await sleep(200)
+      assert.deepEqual(announced, [], 'the remote never got it')
+      await withTimeout(ipc.request('dc.close', { pcId: p.idA, dcLabel: label }), 5000, 'raw dc.close')
+    } finally {
+      p.b.off('datachannel', onChannel)
     }
   })
 })
