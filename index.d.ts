@@ -91,8 +91,9 @@ export declare class PionIpc extends TypedEmitter<PionIpcEvents> {
   /** Closes the sidecar's stdin, SIGTERM after `timeout` ms (default 5000), then gives up. */
   stop(timeout?: number): Promise<void>
   /**
-   * Sends one request. A Buffer or Uint8Array payload is sent raw, anything else
-   * msgpack-encoded.
+   * Sends one request. A Buffer, any ArrayBuffer view (its bytes, whatever its kind), an
+   * ArrayBuffer or a SharedArrayBuffer is sent raw, anything else msgpack-encoded (binary
+   * values inside it as bin).
    */
   request(method: string, opts?: RequestOptions, payload?: unknown): Promise<IpcResponse>
 }
@@ -219,7 +220,10 @@ export declare class RTCPeerConnection extends TypedEmitter<RTCPeerConnectionEve
   readonly selectedCandidatePair: RTCSelectedCandidatePair | null
   /** 65535: one byte more makes pion-ipc 0.4.1 drop the association silently. */
   readonly maxMessageSize: number
-  /** Throws TypeError for an empty label, OperationError for a label still in use. */
+  /**
+   * Throws TypeError for an empty label or one over 8180 bytes of UTF-8 (the most the remote
+   * side accepts), OperationError for a label still in use.
+   */
   createDataChannel(label: string, options?: { ordered?: boolean }): RTCDataChannel
   createOffer(): Promise<{ type: 'offer'; sdp: string }>
   createAnswer(): Promise<{ type: 'answer'; sdp: string }>
@@ -249,10 +253,11 @@ export declare class RTCDataChannel extends TypedEmitter<RTCDataChannelEvents> {
   readonly bufferedAmount: number
   bufferedAmountLowThreshold: number
   /**
-   * Synchronous. Buffers, ArrayBuffers and ArrayBuffer views are sent as binary, anything
-   * else as String(data). Throws InvalidStateError unless open, TypeError over 65535 bytes.
+   * Synchronous. Buffers, ArrayBuffers, SharedArrayBuffers and ArrayBuffer views of every
+   * kind are sent as binary (exactly their bytes, copied at the call), anything else as
+   * String(data). Throws InvalidStateError unless open, TypeError over 65535 bytes.
    */
-  send(data: string | Buffer | ArrayBuffer | ArrayBufferView | number | boolean | object): void
+  send(data: string | Buffer | ArrayBuffer | SharedArrayBuffer | ArrayBufferView | number | boolean | object): void
   /** Waits (up to 5 s) until every queued message reached the sidecar, then closes. */
   close(): Promise<void>
   onopen: Handler<[]>

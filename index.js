@@ -75,7 +75,16 @@ const realLibuv =
   typeof globalThis.Bun === 'undefined' &&
   typeof globalThis.Deno === 'undefined'
 
-binding.init(dispatch, (handle) => new RTCDataChannel(INTERNAL, new binding.NativeDataChannel(handle)), message, realLibuv)
+// Node-API cannot read a SharedArrayBuffer itself (before Node 24); the native side asks here
+// for a Uint8Array over one, for a value that is no other kind of binary. Taken at load time,
+// so that a program replacing the globals later changes nothing.
+const { isSharedArrayBuffer } = require('node:util').types
+const SharedView = Uint8Array
+function sharedView(value) {
+  return isSharedArrayBuffer(value) ? new SharedView(value) : undefined
+}
+
+binding.init(dispatch, (handle) => new RTCDataChannel(INTERNAL, new binding.NativeDataChannel(handle)), message, realLibuv, sharedView)
 
 // Native methods throw for bad arguments; as promise-returning methods they reject instead.
 // The native promise itself is returned (not adopted by an async function), so it settles

@@ -21,6 +21,14 @@ use tokio::sync::watch;
 /// connection once one has more than 256 requests queued (PROTOCOL.md, trap 4).
 pub const MAX_SENDS_IN_FLIGHT: usize = 128;
 
+/// The longest data channel label, in UTF-8 bytes, that the remote side accepts. pion-ipc
+/// 0.4.1 reads a channel's announcement (DCEP DATA_CHANNEL_OPEN: 12 bytes of header, the
+/// label, an empty protocol) into 8192 bytes: with a longer label the remote logs `Failed to
+/// accept data channel: short buffer` and never sees the channel, while it opens here.
+/// Measured by bisection (ordered and unordered, offerer or answerer creating it, before or
+/// after connecting, ASCII or 2-byte characters: 8180 accepted, 8181 refused every time).
+pub const MAX_LABEL_BYTES: usize = 8180;
+
 /// Routes sidecar events by pcId and label; one per PionIpc.
 pub struct Router {
     sink: Arc<dyn NoticeSink>,
@@ -376,6 +384,13 @@ impl Peer {
     ) -> Result<Arc<Channel>, Error> {
         if label.is_empty() {
             return Err(Error::Type("a data channel label must not be empty".into()));
+        }
+        if label.len() > MAX_LABEL_BYTES {
+            return Err(Error::Type(format!(
+                "a data channel label must be at most {MAX_LABEL_BYTES} bytes of UTF-8 (the most \
+                 the remote side accepts), got {} bytes",
+                label.len()
+            )));
         }
         let channel = {
             let mut state = self.state.lock().unwrap();

@@ -46,6 +46,8 @@ async function main(): Promise<void> {
     dc.send(new Uint8Array(2))
     dc.send(new ArrayBuffer(3))
     dc.send(new DataView(new ArrayBuffer(4)))
+    dc.send(new SharedArrayBuffer(5))
+    dc.send(new BigInt64Array(new SharedArrayBuffer(8)))
   }
   dc.on('bufferedamountlow', () => console.log(dc.bufferedAmount))
   dc.on('error', (err) => console.log(err.message))

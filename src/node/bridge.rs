@@ -41,6 +41,7 @@ struct Hooks {
     dispatch: DispatchFn,
     wrap_channel: WrapFn,
     message: WrapFn,
+    shared_view: Option<WrapFn>,
 }
 
 thread_local! {
@@ -149,6 +150,8 @@ fn capture(f: Box<dyn FnOnce() + Send>) -> Vec<Notice> {
 /// emits `message` with `{ data }` (the hot path, without rest arguments or an event object
 /// built property by property through napi). `real_libuv` says whether the runtime is one
 /// whose event loop is Node's own libuv (Node, Electron), which the loop reader needs.
+/// `sharedView(value)` returns a Uint8Array over `value` when it is a SharedArrayBuffer, else
+/// undefined: Node-API has no way to read one before Node 24 (see [`shared_view`]).
 #[napi]
 #[allow(dead_code)] // called from JavaScript only
 pub fn init(
@@ -156,12 +159,14 @@ pub fn init(
     wrap_channel: Function<Unknown<'static>, Unknown<'static>>,
     message: Function<Unknown<'static>, Unknown<'static>>,
     real_libuv: Option<bool>,
+    shared_view: Option<Function<Unknown<'static>, Unknown<'static>>>,
 ) -> Result<()> {
     REAL_LIBUV.store(real_libuv.unwrap_or(false), Ordering::Relaxed);
     let hooks = Hooks {
         dispatch: dispatch.create_ref()?,
         wrap_channel: wrap_channel.create_ref()?,
         message: message.create_ref()?,
+        shared_view: shared_view.map(|f| f.create_ref()).transpose()?,
     };
     HOOKS.with(|h| *h.borrow_mut() = Some(hooks));
     // A pool of an earlier environment on this thread is not this one's to use.
@@ -993,5 +998,29 @@ unsafe fn wrap_channel(
         let wrap = hooks.wrap_channel.borrow_back(&env_ref)?;
         let wrapper = wrap.call(Unknown::from_raw_unchecked(env, native))?;
         Ok(Some(wrapper.raw()))
+    })
+}
+
+/// A Uint8Array over all of `value` when it is a SharedArrayBuffer, from index.js's
+/// `sharedView` hook; `None` for anything else. `napi_get_arraybuffer_info` refuses shared
+/// buffers and Node-API has no other accessor for them before Node 24, while a typed array
+/// over one is read as any other.
+///
+/// # Safety
+/// `value` is a live value of `env`, on the JavaScript thread.
+pub(super) unsafe fn shared_view(
+    env: sys::napi_env,
+    value: sys::napi_value,
+) -> Option<sys::napi_value> {
+    let env_ref = Env::from_raw(env);
+    HOOKS.with(|hooks| {
+        let hooks = hooks.borrow();
+        let hook = hooks.as_ref()?.shared_view.as_ref()?;
+        let view = hook
+            .borrow_back(&env_ref)
+            .ok()?
+            .call(Unknown::from_raw_unchecked(env, value))
+            .ok()?;
+        (view.get_type().ok()? == ValueType::Object).then(|| view.raw())
     })
 }

@@ -35,7 +35,7 @@ pub struct ChannelHandle {
 /// The bytes of `data` and whether they are binary: Buffers, ArrayBuffers and every
 /// ArrayBuffer view are binary (exactly the view's bytes); anything else is `String(data)`.
 fn message_bytes<'a>(env: &Env, data: &'a Unknown) -> Result<(Cow<'a, [u8]>, bool)> {
-    if let Some(bytes) = convert::binary(data) {
+    if let Some(bytes) = convert::binary(data).map_err(|e| errors::throw(env, e))? {
         return Ok((Cow::Borrowed(bytes), true));
     }
     let mut text = ptr::null_mut();

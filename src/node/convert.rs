@@ -176,10 +176,12 @@ pub fn options<'env>(
     ))
 }
 
-/// The bytes of a Buffer, any ArrayBuffer view (typed array, DataView) or an ArrayBuffer;
-/// `None` for anything else. The slice borrows JavaScript memory: copy it before returning
-/// to JavaScript.
-pub fn binary<'a>(value: &'a Unknown) -> Option<&'a [u8]> {
+/// The bytes of a Buffer, any ArrayBuffer view (typed array, DataView), an ArrayBuffer or a
+/// SharedArrayBuffer; `None` for anything else, an error for a typed array whose byte length
+/// cannot be known. The slice borrows JavaScript memory: copy it before returning to
+/// JavaScript. Shared memory may be written by another thread meanwhile: the copy holds
+/// whatever the bytes were while copied, as `Buffer.from` would.
+pub fn binary<'a>(value: &'a Unknown) -> Result<Option<&'a [u8]>, Error> {
     let env = value.value().env;
     let raw = value.value().value;
     let mut data: *mut std::ffi::c_void = ptr::null_mut();
@@ -188,44 +190,87 @@ pub fn binary<'a>(value: &'a Unknown) -> Option<&'a [u8]> {
     // SAFETY: plain napi queries on a live value of the current env.
     unsafe {
         if sys::napi_is_typedarray(env, raw, &mut flag) == sys::Status::napi_ok && flag {
-            let mut kind = 0;
-            let mut length = 0;
-            let mut buffer = ptr::null_mut();
-            let mut offset = 0;
-            sys::napi_get_typedarray_info(
-                env,
-                raw,
-                &mut kind,
-                &mut length,
-                &mut data,
-                &mut buffer,
-                &mut offset,
-            );
-            len = length * element_size(kind);
+            (data, len) = typed_array_bytes(env, raw)?;
         } else if sys::napi_is_dataview(env, raw, &mut flag) == sys::Status::napi_ok && flag {
             let mut buffer = ptr::null_mut();
             let mut offset = 0;
             sys::napi_get_dataview_info(env, raw, &mut len, &mut data, &mut buffer, &mut offset);
         } else if sys::napi_is_arraybuffer(env, raw, &mut flag) == sys::Status::napi_ok && flag {
             sys::napi_get_arraybuffer_info(env, raw, &mut data, &mut len);
+        } else if kind(value) == ValueType::Object {
+            // a SharedArrayBuffer: read through a Uint8Array over all of it. Its memory lives
+            // as long as the buffer (`value`), which cannot be detached.
+            let Some(view) = super::bridge::shared_view(env, raw) else {
+                return Ok(None);
+            };
+            (data, len) = typed_array_bytes(env, view)?;
         } else {
-            return None;
+            return Ok(None);
         }
         if data.is_null() || len == 0 {
-            return Some(&[]);
+            return Ok(Some(&[]));
         }
-        Some(std::slice::from_raw_parts(data as *const u8, len))
+        Ok(Some(std::slice::from_raw_parts(data as *const u8, len)))
     }
 }
 
-fn element_size(kind: sys::napi_typedarray_type) -> usize {
+/// Where a typed array's bytes start and how many there are: its byteLength, whatever its
+/// kind. `napi_get_typedarray_info` counts elements and names the kind, but only of the kinds
+/// its Node-API version knows: a newer one (Float16Array) comes back as some other kind or
+/// none. The runtime's own byte length of the view (`napi_get_buffer_info`, which Node, Bun
+/// and Deno answer for every ArrayBuffer view) is used whenever it describes the same memory;
+/// elements × the kind's size only where it does not answer. A `TypeError` when neither is
+/// known, rather than a wrong length.
+///
+/// # Safety
+/// `raw` is a live typed array of `env`, on the JavaScript thread.
+unsafe fn typed_array_bytes(
+    env: sys::napi_env,
+    raw: sys::napi_value,
+) -> Result<(*mut std::ffi::c_void, usize), Error> {
+    let unreadable = || Error::Type("cannot read the bytes of this typed array".into());
+    let mut kind = UNSET_KIND;
+    let mut length = 0;
+    let mut data = ptr::null_mut();
+    let mut buffer = ptr::null_mut();
+    let mut offset = 0;
+    if sys::napi_get_typedarray_info(
+        env,
+        raw,
+        &mut kind,
+        &mut length,
+        &mut data,
+        &mut buffer,
+        &mut offset,
+    ) != sys::Status::napi_ok
+    {
+        return Err(unreadable());
+    }
+    let mut view_data = ptr::null_mut();
+    let mut view_len = 0;
+    if sys::napi_get_buffer_info(env, raw, &mut view_data, &mut view_len) == sys::Status::napi_ok
+        && (view_data == data || view_len == 0)
+    {
+        return Ok((data, view_len));
+    }
+    element_size(kind)
+        .and_then(|size| length.checked_mul(size))
+        .map(|len| (data, len))
+        .ok_or_else(unreadable)
+}
+
+/// Never a kind number: tells a kind left unset by `napi_get_typedarray_info`.
+const UNSET_KIND: sys::napi_typedarray_type = -1;
+
+/// The element size of the kinds Node-API names; `None` for any other.
+fn element_size(kind: sys::napi_typedarray_type) -> Option<usize> {
     use sys::TypedarrayType as T;
     match kind {
-        T::int16_array | T::uint16_array => 2,
-        T::int32_array | T::uint32_array | T::float32_array => 4,
-        // float64, bigint64, biguint64
-        8..=10 => 8,
-        _ => 1,
+        T::int8_array | T::uint8_array | T::uint8_clamped_array => Some(1),
+        T::int16_array | T::uint16_array => Some(2),
+        T::int32_array | T::uint32_array | T::float32_array => Some(4),
+        T::float64_array | T::bigint64_array | T::biguint64_array => Some(8),
+        _ => None,
     }
 }
 
@@ -268,7 +313,7 @@ fn to_msgpack_at(value: &Unknown, depth: usize) -> Result<Value, Error> {
             }
         }
         ValueType::Object => {
-            if let Some(bytes) = binary(value) {
+            if let Some(bytes) = binary(value)? {
                 return Ok(Value::Binary(bytes.to_vec()));
             }
             // SAFETY: checked to be an object.

@@ -298,7 +298,7 @@ fn parse_request(
         }
     }
     if let Some(payload) = payload.filter(|p| !convert::is_nullish(p)) {
-        request.payload = match convert::binary(&payload) {
+        request.payload = match convert::binary(&payload)? {
             Some(bytes) => bytes.to_vec(),
             None => {
                 let mut out = Vec::new();
