@@ -371,15 +371,7 @@ mod tests {
         let (input, packaged, on_path) = layout(&dir);
         for level in [packaged.clone(), dir.join("shared")] {
             std::os::unix::fs::chown(&level, Some(65534), None).unwrap();
-            let found = find_binary(&input).unwrap();
-            assert_eq!(found.binary, on_path);
-            assert_eq!(
-                found.refused.unwrap().reason,
-                format!(
-                    "{} is owned by uid 65534, neither the current user (uid 0) nor root",
-                    level.display()
-                )
-            );
+            assert_passed_over_for(&input, &on_path, &level);
             // root's own files are trusted
             std::os::unix::fs::chown(&level, Some(0), None).unwrap();
             assert_eq!(find_binary(&input).unwrap().binary, packaged);
@@ -406,16 +398,22 @@ mod tests {
         // planted: the entry below the sticky folder belongs to someone else
         let planted = dir.join("shared/node_modules");
         std::os::unix::fs::chown(&planted, Some(65534), None).unwrap();
-        let found = find_binary(&input).unwrap();
+        assert_passed_over_for(&input, &on_path, &planted);
+        std::os::unix::fs::chown(&planted, Some(0), None).unwrap();
+    }
+
+    /// The package was passed over for the binary on PATH because `foreign` belongs to uid
+    /// 65534 (the tests run as root).
+    fn assert_passed_over_for(input: &LookupInput, on_path: &Path, foreign: &Path) {
+        let found = find_binary(input).unwrap();
         assert_eq!(found.binary, on_path);
         assert_eq!(
             found.refused.unwrap().reason,
             format!(
                 "{} is owned by uid 65534, neither the current user (uid 0) nor root",
-                planted.display()
+                foreign.display()
             )
         );
-        std::os::unix::fs::chown(&planted, Some(0), None).unwrap();
     }
 
     #[test]
