@@ -4,18 +4,13 @@
 // each way with its SHA-256 compared on both sides. The page reports back by HTTP POST; no
 // DevTools protocol. Chromium is required (CI installs it): without it this test fails.
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
-import http from 'node:http'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { existsSync } from 'node:fs'
 import { test } from 'node:test'
 import { PionIpc, RTCPeerConnection } from '../index.mjs'
-import { sleep, withTimeout } from './helpers/util.mjs'
+import { withTimeout } from './helpers/util.mjs'
+import { CHROMIUM, launchChromium, startPageServer } from './helpers/chromium.mjs'
 
-const CHROMIUM = '/usr/bin/chromium'
 const SIZE = 1 << 20
 const TEXT_FROM_NODE = 'hello from node ✓'
 const TEXT_FROM_BROWSER = 'hello from chromium ✓'
@@ -112,75 +107,6 @@ async function main() {
 main().catch(fail)
 </script>`
 
-/** The pids of the live (not zombie) processes in process group `pgid`, from /proc. */
-function groupMembers(pgid) {
-  const pids = []
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
-      // after the parenthesised name: state ppid pgrp ...
-      const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      if (Number(pgrp) === pgid && state !== 'Z') pids.push(Number(entry))
-    } catch {}
-  }
-  return pids
-}
-
-/** Waits (up to `ms`) until process group `pgid` is empty; returns whether it is. */
-async function groupGone(pgid, ms) {
-  const end = Date.now() + ms
-  while (groupMembers(pgid).length > 0) {
-    if (Date.now() > end) return false
-    await sleep(50)
-  }
-  return true
-}
-
-/** The test's HTTP server: the page, signalling (browser → Node by POST, Node → browser by long poll), reports. */
-async function startServer() {
-  const toBrowser = []
-  let wake = null
-  const server = http.createServer((req, res) => {
-    const url = new URL(req.url, 'http://127.0.0.1')
-    if (req.method === 'GET' && url.pathname === '/') {
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(PAGE)
-    } else if (req.method === 'GET' && url.pathname === '/signal') {
-      const flush = () => {
-        clearTimeout(timer)
-        wake = null
-        if (!res.destroyed) res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(toBrowser.splice(0)))
-      }
-      const timer = setTimeout(flush, Math.min(Number(url.searchParams.get('wait')) || 0, 20000))
-      res.on('close', () => clearTimeout(timer))
-      if (toBrowser.length) flush()
-      else wake = flush
-    } else if (req.method === 'POST') {
-      const parts = []
-      req.on('data', (c) => parts.push(c))
-      req.on('end', () => {
-        res.writeHead(204).end()
-        let body
-        try {
-          body = JSON.parse(Buffer.concat(parts).toString('utf8'))
-        } catch {
-          body = { error: 'unparseable POST body' }
-        }
-        server.emit(url.pathname.slice(1), body)
-      })
-    } else {
-      res.writeHead(404).end()
-    }
-  })
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
-  server.sendToBrowser = (msg) => {
-    toBrowser.push(msg)
-    wake?.()
-  }
-  server.url = `http://127.0.0.1:${server.address().port}/`
-  return server
-}
-
 /** The Node peer: answers the browser's offer and runs its side of the exchange. */
 function nodePeer(ipc, server, log) {
   const pc = new RTCPeerConnection({ _ipc: ipc })
@@ -271,7 +197,7 @@ test('a headless Chromium peer: text, binary and 1 MB each way with SHA-256 chec
   const ipc = new PionIpc({ logger: log })
   await ipc.start()
   t.after(() => ipc.stop())
-  const server = await startServer()
+  const server = await startPageServer(PAGE)
   t.after(() => new Promise((resolve) => {
     server.close(resolve)
     server.closeAllConnections()
@@ -281,44 +207,11 @@ test('a headless Chromium peer: text, binary and 1 MB each way with SHA-256 chec
   const node = nodePeer(ipc, server, log)
   t.after(() => node.pc.close())
 
-  const profile = await mkdtemp(join(tmpdir(), 'pion-chromium-'))
-  const chromium = spawn(
-    CHROMIUM,
-    [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--disable-breakpad',
-      '--disable-crash-reporter',
-      '--disable-features=WebRtcHideLocalIpsWithMdns',
-      `--user-data-dir=${profile}`,
-      '--remote-debugging-port=0',
-      server.url,
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'], detached: true },
-  )
-  let stderr = ''
-  chromium.stderr.setEncoding('utf8').on('data', (s) => (stderr = (stderr + s).slice(-8000)))
-  const exited = new Promise((resolve) => chromium.once('exit', (code, signal) => resolve({ code, signal })))
-  const spawnError = new Promise((_, reject) => chromium.once('error', reject))
-  t.after(async () => {
-    // Chromium's helpers (zygotes, renderers, GPU, network) share its process group, which
-    // detached: true made it the leader of; signal the group by Chromium's pid.
-    for (const sig of ['SIGTERM', 'SIGKILL']) {
-      try {
-        process.kill(-chromium.pid, sig)
-      } catch {}
-      if (await groupGone(chromium.pid, 3000)) break
-    }
-    await rm(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 })
-  })
+  const chromium = await launchChromium(server.url)
+  t.after(() => chromium.stop())
+  const { exited, spawnError } = chromium
 
-  const diagnostics = () => `\n--- log\n${logs.join('\n')}\n--- chromium stderr (tail)\n${stderr.slice(-3000)}`
+  const diagnostics = () => `\n--- log\n${logs.join('\n')}\n--- chromium stderr (tail)\n${chromium.stderr().slice(-3000)}`
   const died = exited.then(({ code, signal }) => {
     throw new Error(`chromium exited early (${code ?? signal})`)
   })
