@@ -51,7 +51,7 @@ fn message_bytes<'a>(env: &Env, data: &'a Unknown) -> Result<(Cow<'a, [u8]>, boo
 #[napi]
 #[allow(dead_code)] // called from JavaScript only
 pub fn flush_writes() {
-    crate::sidecar::process::flush_deferred_writes();
+    crate::sidecar::flush_deferred_writes();
 }
 
 #[napi]
@@ -115,7 +115,7 @@ impl NativeDataChannel {
     pub fn send(&self, env: Env, data: Unknown) -> Result<()> {
         let (bytes, binary) = message_bytes(&env, &data)?;
         // index.js flushes from a microtask after every send(): one writer wake-up per burst
-        crate::sidecar::process::defer_writes(|| self.channel.send(&bytes, binary))
+        crate::sidecar::defer_writes(|| self.channel.send(&bytes, binary))
             .map_err(|e| errors::throw(&env, e))
     }
 

@@ -1,21 +1,24 @@
-//! One running sidecar: the child process, its writer, stdout reader, stderr reader, timeout
-//! sweeper and exit waiter, each a tokio task, except the stdout reader on Unix: the sink's
-//! own event loop when it takes it (Node's, see `node/poll.rs`), watched by a thread that
-//! reads in its place while that loop is held up, else a thread of its own (see
-//! `start_reader`).
+//! One running sidecar: the child process, and the tasks around it: its writer
+//! (`outbox.rs`), its stdout reader (`stdout.rs`: the sink's own event loop when it takes it,
+//! Node's, see `node/poll.rs`, watched by a thread that reads in its place while that loop
+//! is held up; else a thread of its own), its stderr reader (`stderr.rs`), the timeout
+//! sweeper and the exit waiter.
 
 use super::backlog::Backlog;
+use super::outbox::{defer_wake, nonblocking_fd, write_loop, Outbox, DEFER_LIMIT};
 use super::pending::{PendingRequests, Reply, Responder};
+use super::stderr::stderr_loop;
+use super::stdout::start_reader;
+#[cfg(unix_io)]
+use super::stdout::StdoutReader;
 use crate::error::Error;
-use crate::protocol::{encode_frame, Frame, FrameDecoder, FrameType, RequestHeader};
-use std::cell::{Cell, RefCell};
+use crate::protocol::{encode_frame, Frame, RequestHeader};
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::process::{ChildStdin, Command};
+use tokio::process::Command;
 use tokio::sync::{oneshot, watch, Notify};
 
 /// What a sidecar tells its owner, in the order it happened.
@@ -89,21 +92,6 @@ pub trait NoticeSink: Send + Sync + 'static {
     }
 }
 
-/// Stderr lines longer than this are cut into pieces, so a line without end cannot grow
-/// without bound.
-const MAX_STDERR_LINE: usize = 64 * 1024;
-const READ_CHUNK: usize = 64 * 1024;
-
-#[derive(Default)]
-struct Outbox {
-    buf: Vec<u8>,
-    closing: bool,
-    /// The writer task is writing a batch it took: nobody else may write now.
-    writing: bool,
-    /// `stdin_fd` may be written to (false once the writer gave the pipe up).
-    fd_open: bool,
-}
-
 /// How the sidecar is told to go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kill {
@@ -114,38 +102,38 @@ pub enum Kill {
     Now,
 }
 
-struct Shared {
-    pid: u32,
+pub(super) struct Shared {
+    pub(super) pid: u32,
     /// The sidecar's stdin when it is non-blocking: [`flush_deferred_writes`] writes to it
     /// directly from the JavaScript thread while the writer task is idle, saving a thread
     /// wake-up per burst (and its latency). Always `None` off Unix.
     #[cfg_attr(not(unix_io), allow(dead_code))]
-    stdin_fd: Option<i32>,
+    pub(super) stdin_fd: Option<i32>,
     /// Windows: the exit waiter, which owns the child's handle, terminates it when told so
     /// here (a stored permit when it is not waiting yet).
     #[cfg(not(unix_io))]
-    terminate: Notify,
-    pending: PendingRequests,
-    outbox: Mutex<Outbox>,
-    outbox_ready: Notify,
-    stopping: AtomicBool,
-    reaped: AtomicBool,
-    exited: watch::Sender<bool>,
-    sink: Arc<dyn NoticeSink>,
-    backlog: Option<Arc<Backlog>>,
-    runtime: tokio::runtime::Handle,
+    pub(super) terminate: Notify,
+    pub(super) pending: PendingRequests,
+    pub(super) outbox: Mutex<Outbox>,
+    pub(super) outbox_ready: Notify,
+    pub(super) stopping: AtomicBool,
+    pub(super) reaped: AtomicBool,
+    pub(super) exited: watch::Sender<bool>,
+    pub(super) sink: Arc<dyn NoticeSink>,
+    pub(super) backlog: Option<Arc<Backlog>>,
+    pub(super) runtime: tokio::runtime::Handle,
 }
 
 impl Shared {
     /// Undelivered frames pausing the reader are no reason to wait any more: stop() is under
     /// way, or the process is gone (at most a pipe's worth is left to read).
-    fn gone_or_stopping(&self) -> bool {
+    pub(super) fn gone_or_stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst) || self.reaped.load(Ordering::SeqCst)
     }
 
     /// Tells the process to go, unless it has been reaped already.
     #[cfg(unix_io)]
-    fn kill(&self, how: Kill) {
+    pub(super) fn kill(&self, how: Kill) {
         let signal = match how {
             Kill::Term => libc::SIGTERM,
             Kill::Now => libc::SIGKILL,
@@ -161,7 +149,7 @@ impl Shared {
     /// Tells the process to go, unless it has been reaped already: the exit waiter
     /// terminates it (see [`wait_child`]).
     #[cfg(not(unix_io))]
-    fn kill(&self, _how: Kill) {
+    pub(super) fn kill(&self, _how: Kill) {
         if !self.reaped.load(Ordering::SeqCst) {
             self.terminate.notify_one();
         }
@@ -178,7 +166,7 @@ impl Shared {
 /// A handle to one running sidecar; cheap to clone.
 #[derive(Clone)]
 pub struct Sidecar {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
 }
 
 impl Sidecar {
@@ -418,527 +406,6 @@ impl Sidecar {
         }
         self.shared.pending.close(Error::Stopped);
     }
-}
-
-/// Outgoing bytes beyond which a deferred writer is woken at once anyway.
-const DEFER_LIMIT: usize = 256 * 1024;
-
-thread_local! {
-    /// Set while [`defer_writes`] runs on this thread.
-    static DEFERRING: Cell<bool> = const { Cell::new(false) };
-    /// Sidecars whose writer was not woken for requests made under [`defer_writes`].
-    static DEFERRED: RefCell<Vec<Sidecar>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Runs `f`; requests it makes on this thread do not wake their sidecar's writer, which
-/// [`flush_deferred_writes`] does later, once for a whole burst of requests (JavaScript calls
-/// it from a microtask after `send()`). Only for callers that guarantee that flush.
-pub fn defer_writes<R>(f: impl FnOnce() -> R) -> R {
-    struct Reset(bool);
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            DEFERRING.with(|d| d.set(self.0));
-        }
-    }
-    let _reset = Reset(DEFERRING.with(|d| d.replace(true)));
-    f()
-}
-
-/// Wakes the writers of everything deferred on this thread.
-pub fn flush_deferred_writes() {
-    let sidecars = DEFERRED.with(|d| std::mem::take(&mut *d.borrow_mut()));
-    for sidecar in sidecars {
-        sidecar.write_now();
-    }
-}
-
-impl Sidecar {
-    /// Writes what is queued right here when the writer task is idle and the pipe takes it
-    /// without blocking; wakes the writer for whatever is left.
-    fn write_now(&self) {
-        let shared = &self.shared;
-        #[cfg_attr(not(unix_io), allow(unused_mut))]
-        let mut outbox = shared.outbox.lock().unwrap();
-        #[cfg(unix_io)]
-        if let Some(fd) = shared.stdin_fd {
-            if !outbox.writing && outbox.fd_open && !outbox.closing && !outbox.buf.is_empty() {
-                // SAFETY: the pipe is open (fd_open, checked under the lock the writer takes
-                // before closing it) and non-blocking; the writer is not writing.
-                let n = unsafe { libc::write(fd, outbox.buf.as_ptr().cast(), outbox.buf.len()) };
-                if n > 0 {
-                    outbox.buf.drain(..n as usize);
-                }
-            }
-        }
-        let rest = !outbox.buf.is_empty();
-        drop(outbox);
-        if rest {
-            shared.outbox_ready.notify_one();
-        }
-    }
-}
-
-#[cfg(unix_io)]
-fn nonblocking_fd(stdin: &ChildStdin) -> Option<i32> {
-    use std::os::fd::AsRawFd;
-    let fd = stdin.as_raw_fd();
-    // SAFETY: fcntl(F_GETFL) on a descriptor we own.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    (flags >= 0 && flags & libc::O_NONBLOCK != 0).then_some(fd)
-}
-
-#[cfg(not(unix_io))]
-fn nonblocking_fd(_stdin: &ChildStdin) -> Option<i32> {
-    None
-}
-
-/// Records `sidecar` for the next flush when deferring; false when the caller must wake.
-fn defer_wake(sidecar: &Sidecar) -> bool {
-    if !DEFERRING.with(Cell::get) {
-        return false;
-    }
-    DEFERRED.with(|d| {
-        let mut list = d.borrow_mut();
-        if !list.iter().any(|s| Arc::ptr_eq(&s.shared, &sidecar.shared)) {
-            list.push(sidecar.clone());
-        }
-    });
-    true
-}
-
-async fn write_loop(shared: Arc<Shared>, mut stdin: ChildStdin) {
-    let mut spare = Vec::new();
-    loop {
-        let (mut batch, closing) = {
-            let mut outbox = shared.outbox.lock().unwrap();
-            let batch = std::mem::replace(&mut outbox.buf, std::mem::take(&mut spare));
-            outbox.writing = !batch.is_empty();
-            (batch, outbox.closing)
-        };
-        if !batch.is_empty() {
-            // Everything queued since the last write goes out in one write.
-            let written = stdin.write_all(&batch).await;
-            shared.outbox.lock().unwrap().writing = false;
-            if written.is_err() {
-                break;
-            }
-            batch.clear();
-            spare = batch;
-        } else if closing {
-            break;
-        } else {
-            shared.outbox_ready.notified().await;
-        }
-    }
-    // No direct writes from now on: the descriptor is about to be closed.
-    shared.outbox.lock().unwrap().fd_open = false;
-    let _ = stdin.shutdown().await;
-    drop(stdin);
-}
-
-/// Starts reading the sidecar's stdout; the returned future completes when the reader ended.
-///
-/// On Unix the sink may read the pipe on its own event loop (the Node layer does, on the
-/// JavaScript thread: frames are then delivered without a hand-over between threads); a
-/// watchdog thread reads in its place while that loop leaves data unread for
-/// [`LOOP_STALL`]. Otherwise a thread of its own reads the pipe with blocking reads: a frame
-/// that arrives costs the one wake-up of that thread, where the runtime's reader costs an
-/// epoll round, a task wake-up and a second read that finds the pipe empty.
-#[cfg(unix_io)]
-fn start_reader(
-    shared: &Arc<Shared>,
-    stdout: tokio::process::ChildStdout,
-) -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
-    let file = std::fs::File::from(stdout.into_owned_fd()?);
-    let (done, ended) = oneshot::channel::<()>();
-    let reader = StdoutReader {
-        inner: Arc::new(ReaderInner {
-            shared: shared.clone(),
-            file,
-            state: Mutex::new(ReadState {
-                decoder: FrameDecoder::new(),
-                discard: false,
-                done: Some(done),
-            }),
-            started: std::time::Instant::now(),
-            loop_read_at: std::sync::atomic::AtomicU64::new(0),
-        }),
-    };
-    match shared.sink.adopt_reader(reader.clone()) {
-        Ok(()) => reader.spawn_watchdog()?,
-        Err(reader) => reader.spawn_thread()?,
-    }
-    Ok(async move {
-        let _ = ended.await;
-    })
-}
-
-/// How long the event loop that took the stdout (see [`NoticeSink::adopt_reader`]) may
-/// leave it unread before a thread reads in its place.
-#[cfg(unix_io)]
-const LOOP_STALL: Duration = Duration::from_millis(20);
-/// How long data may wait in the pipe, once the loop was quiet that long, before the
-/// watchdog takes it.
-#[cfg(unix_io)]
-const LOOP_GRACE: Duration = Duration::from_millis(2);
-
-/// The sidecar's stdout, for an event loop that is not ours (see
-/// [`NoticeSink::adopt_reader`]). A watchdog thread reads in the loop's place while the
-/// loop is held up (JavaScript busy or blocked), as a reader thread of our own would: so
-/// requests are answered, a paused reader still respects the backlog bound, and stop()
-/// still ends a sidecar whose stdout is full.
-#[cfg(unix_io)]
-#[derive(Clone)]
-pub struct StdoutReader {
-    inner: Arc<ReaderInner>,
-}
-
-#[cfg(unix_io)]
-struct ReaderInner {
-    shared: Arc<Shared>,
-    file: std::fs::File,
-    state: Mutex<ReadState>,
-    started: std::time::Instant,
-    /// When the loop last called [`StdoutReader::read_ready`], in µs since `started`.
-    loop_read_at: std::sync::atomic::AtomicU64,
-}
-
-#[cfg(unix_io)]
-struct ReadState {
-    decoder: FrameDecoder,
-    /// The stream was corrupt: the sidecar was killed, the rest is read and thrown away.
-    discard: bool,
-    /// Dropped when stdout ended: the exit waiter goes on then.
-    done: Option<oneshot::Sender<()>>,
-}
-
-#[cfg(unix_io)]
-impl StdoutReader {
-    pub fn fd(&self) -> i32 {
-        use std::os::fd::AsRawFd;
-        self.inner.file.as_raw_fd()
-    }
-
-    /// Makes reads return at once when the pipe is empty (for [`Self::read_ready`]), or
-    /// wait for data again.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> std::io::Result<()> {
-        // SAFETY: fcntl(2) on the descriptor this reader owns.
-        let flags = unsafe { libc::fcntl(self.fd(), libc::F_GETFL) };
-        let flags = if nonblocking {
-            flags | libc::O_NONBLOCK
-        } else {
-            flags & !libc::O_NONBLOCK
-        };
-        // SAFETY: as above.
-        if flags < 0 || unsafe { libc::fcntl(self.fd(), libc::F_SETFL, flags) } < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(())
-    }
-
-    /// Reads on a thread of its own, with blocking reads, until stdout ends. Only for a
-    /// reader nothing has read from yet.
-    pub fn spawn_thread(self) -> std::io::Result<()> {
-        self.set_nonblocking(false)?;
-        std::thread::Builder::new()
-            .name("pion-ipc-reader".into())
-            .spawn(move || {
-                let inner = &self.inner;
-                // Callbacks run here may spawn tasks.
-                let _runtime = inner.shared.runtime.enter();
-                read_blocking(&inner.shared, &inner.file);
-                inner.state.lock().unwrap().done = None;
-            })?;
-        Ok(())
-    }
-
-    /// For the event loop: reads what the (non-blocking) pipe holds, up to about `budget`
-    /// bytes, and dispatches every whole frame in it (responses are answered here, events
-    /// queued on the sink; the flush is the caller's). False once stdout ended.
-    pub fn read_ready(&self, budget: usize) -> bool {
-        let elapsed = self.inner.started.elapsed().as_micros() as u64;
-        self.inner.loop_read_at.store(elapsed, Ordering::Relaxed);
-        self.read_some(budget).0
-    }
-
-    /// True once stdout ended.
-    pub fn ended(&self) -> bool {
-        self.inner.state.lock().unwrap().done.is_none()
-    }
-
-    /// (still open, bytes read)
-    fn read_some(&self, budget: usize) -> (bool, usize) {
-        let inner = &*self.inner;
-        let fd = self.fd();
-        let mut state = inner.state.lock().unwrap();
-        if state.done.is_none() {
-            return (false, 0);
-        }
-        let state = &mut *state;
-        let mut total = 0;
-        while total < budget {
-            match read_into(fd, &mut state.decoder) {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return (true, total),
-                Ok(0) | Err(_) => break,
-                Ok(n) => total += n,
-            }
-            if state.discard {
-                state.decoder.buffer_mut().clear();
-            } else if !dispatch_frames(&inner.shared, &mut state.decoder) {
-                state.discard = true;
-            }
-        }
-        if total >= budget {
-            return (true, total);
-        }
-        if !state.discard {
-            report_partial_frame(&inner.shared, &state.decoder);
-        }
-        state.done = None;
-        (false, total)
-    }
-
-    /// Reads in the loop's place whenever the loop has left the pipe alone for
-    /// [`LOOP_STALL`] while data waited in it, until stdout ends.
-    fn spawn_watchdog(self) -> std::io::Result<()> {
-        std::thread::Builder::new()
-            .name("pion-ipc-watchdog".into())
-            .spawn(move || {
-                let _runtime = self.inner.shared.runtime.enter();
-                self.watch();
-            })?;
-        Ok(())
-    }
-
-    fn watch(&self) {
-        let shared = &self.inner.shared;
-        let since_loop = || {
-            let now = self.inner.started.elapsed().as_micros() as u64;
-            Duration::from_micros(
-                now.saturating_sub(self.inner.loop_read_at.load(Ordering::Relaxed)),
-            )
-        };
-        let mut reading = false;
-        while !self.ended() {
-            let quiet = since_loop();
-            if quiet < LOOP_STALL {
-                reading = false;
-                std::thread::sleep(LOOP_STALL - quiet);
-                continue;
-            }
-            if !self.wait_readable(LOOP_STALL) {
-                continue;
-            }
-            if !reading {
-                // Data is there; the loop normally takes it at once.
-                std::thread::sleep(LOOP_GRACE);
-                if since_loop() < LOOP_STALL {
-                    continue;
-                }
-                reading = true;
-            }
-            // Undelivered frames over the limit: leave them in the pipe until there is room,
-            // as the reader thread does (never while stopping or after the exit).
-            if let Some(backlog) = shared.backlog.as_ref().filter(|b| b.over_limit()) {
-                shared
-                    .runtime
-                    .block_on(backlog.wait_for_room(|| shared.gone_or_stopping()));
-            }
-            self.read_some(READ_CHUNK);
-            shared.sink.flush();
-        }
-    }
-
-    /// Waits at most `limit` for the pipe to hold data (or to end).
-    fn wait_readable(&self, limit: Duration) -> bool {
-        let mut poll = libc::pollfd {
-            fd: self.fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: poll(2) on one descriptor this reader owns.
-        let n = unsafe { libc::poll(&mut poll, 1, limit.as_millis() as i32) };
-        n > 0
-    }
-}
-
-#[cfg(not(unix_io))]
-fn start_reader(
-    shared: &Arc<Shared>,
-    stdout: tokio::process::ChildStdout,
-) -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
-    let reader = tokio::spawn(read_loop(shared.clone(), stdout));
-    Ok(async move {
-        let _ = reader.await;
-    })
-}
-
-/// One read(2) of the sidecar's stdout into `decoder`'s spare capacity, again after EINTR:
-/// the number of bytes read, 0 at the end of the stream.
-#[cfg(unix_io)]
-fn read_into(fd: i32, decoder: &mut FrameDecoder) -> std::io::Result<usize> {
-    loop {
-        decoder.reserve_for_read(READ_CHUNK);
-        let buf = decoder.buffer_mut();
-        let spare = buf.spare_capacity_mut();
-        // SAFETY: read(2) on the stdout descriptor, into the buffer's spare capacity.
-        let n = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), spare.len()) };
-        if n >= 0 {
-            // SAFETY: read(2) initialised these n bytes.
-            unsafe { buf.set_len(buf.len() + n as usize) };
-            return Ok(n as usize);
-        }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
-}
-
-#[cfg(unix_io)]
-fn read_blocking(shared: &Shared, stdout: &std::fs::File) {
-    use std::os::fd::AsRawFd;
-    let fd = stdout.as_raw_fd();
-    let mut decoder = FrameDecoder::new();
-    loop {
-        if matches!(read_into(fd, &mut decoder), Ok(0) | Err(_)) {
-            break;
-        }
-        if !dispatch_frames(shared, &mut decoder) {
-            let _ = std::io::copy(&mut &*stdout, &mut std::io::sink());
-            return;
-        }
-        shared.sink.flush();
-        // Undelivered frames over the limit: stop reading, so that the pipe fills and pion
-        // stops taking data off SCTP. Never while stopping or after the exit.
-        if let Some(backlog) = shared.backlog.as_ref().filter(|b| b.over_limit()) {
-            shared
-                .runtime
-                .block_on(backlog.wait_for_room(|| shared.gone_or_stopping()));
-        }
-    }
-    report_partial_frame(shared, &decoder);
-}
-
-#[cfg(not(unix_io))]
-async fn read_loop(shared: Arc<Shared>, mut stdout: impl AsyncRead + Unpin) {
-    let mut decoder = FrameDecoder::new();
-    loop {
-        decoder.reserve_for_read(READ_CHUNK);
-        match stdout.read_buf(decoder.buffer_mut()).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        if !dispatch_frames(&shared, &mut decoder) {
-            let _ = tokio::io::copy(&mut stdout, &mut tokio::io::sink()).await;
-            return;
-        }
-        shared.sink.flush();
-        if let Some(backlog) = &shared.backlog {
-            backlog.wait_for_room(|| shared.gone_or_stopping()).await;
-        }
-    }
-    report_partial_frame(&shared, &decoder);
-}
-
-/// Dispatches every complete frame read so far. False when the stream cannot be trusted any
-/// more: that is reported and handled as a crash, and the caller only drains the pipe from
-/// then on, so the process cannot stall on a full pipe while dying.
-fn dispatch_frames(shared: &Shared, decoder: &mut FrameDecoder) -> bool {
-    loop {
-        match decoder.next_frame() {
-            Ok(Some(frame)) => dispatch(shared, frame),
-            Ok(None) => return true,
-            Err(e) => {
-                shared
-                    .sink
-                    .notice(Notice::Error(Error::Protocol(e.to_string())));
-                shared.sink.flush();
-                shared.kill(Kill::Now);
-                return false;
-            }
-        }
-    }
-}
-
-fn report_partial_frame(shared: &Shared, decoder: &FrameDecoder) {
-    if decoder.buffered() > 0 {
-        shared.sink.notice(Notice::Log(format!(
-            "stdout ended inside a frame ({} bytes dropped)",
-            decoder.buffered()
-        )));
-        shared.sink.flush();
-    }
-}
-
-fn dispatch(shared: &Shared, frame: Frame) {
-    match frame.header.kind {
-        FrameType::Response => {
-            let id = frame.header.id;
-            let Some((method, reply)) = shared.pending.take(id) else {
-                shared
-                    .sink
-                    .notice(Notice::Log(format!("orphan response id={id}")));
-                return;
-            };
-            if frame.header.ok == Some(false) {
-                let error = if frame.header.error.is_empty() {
-                    "request failed".to_owned()
-                } else {
-                    frame.header.error.clone()
-                };
-                shared.sink.notice(Notice::Log(format!(
-                    "request error id={id} method={method} err={error}"
-                )));
-                reply.respond(Err(Error::Remote(error)));
-            } else {
-                reply.respond(Ok(frame));
-            }
-        }
-        FrameType::Event => shared.sink.notice(Notice::Event(frame)),
-        FrameType::Request => shared.sink.notice(Notice::Log(format!(
-            "ignored request frame from pion-ipc (method={})",
-            frame.header.method
-        ))),
-    }
-}
-
-async fn stderr_loop(shared: Arc<Shared>, mut stderr: impl AsyncRead + Unpin) {
-    let mut line = Vec::new();
-    let mut chunk = vec![0u8; 8192];
-    loop {
-        let n = match stderr.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        let mut any = false;
-        for &byte in &chunk[..n] {
-            if byte == b'\n' || line.len() >= MAX_STDERR_LINE {
-                emit_stderr_line(&shared, &line);
-                line.clear();
-                any = true;
-                if byte == b'\n' {
-                    continue;
-                }
-            }
-            line.push(byte);
-        }
-        if any {
-            shared.sink.flush();
-        }
-    }
-    if !line.is_empty() {
-        emit_stderr_line(&shared, &line);
-        shared.sink.flush();
-    }
-}
-
-fn emit_stderr_line(shared: &Shared, line: &[u8]) {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    shared.sink.notice(Notice::Log(format!(
-        "[stderr] {}",
-        String::from_utf8_lossy(line)
-    )));
 }
 
 #[cfg(target_os = "linux")]

@@ -1,0 +1,385 @@
+//! The sidecar's stdout: read (on the sink's event loop, by a thread of its own, or by a
+//! tokio task off Unix), framed, and dispatched: responses to their pending requests, events
+//! to the sink.
+
+use super::process::{Kill, Notice, Shared};
+use crate::error::Error;
+use crate::protocol::{Frame, FrameDecoder, FrameType};
+use std::sync::Arc;
+#[cfg(unix_io)]
+use std::sync::{atomic::Ordering, Mutex};
+#[cfg(unix_io)]
+use std::time::Duration;
+#[cfg(not(unix_io))]
+use tokio::io::{AsyncRead, AsyncReadExt};
+#[cfg(unix_io)]
+use tokio::sync::oneshot;
+
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Starts reading the sidecar's stdout; the returned future completes when the reader ended.
+///
+/// On Unix the sink may read the pipe on its own event loop (the Node layer does, on the
+/// JavaScript thread: frames are then delivered without a hand-over between threads); a
+/// watchdog thread reads in its place while that loop leaves data unread for
+/// [`LOOP_STALL`]. Otherwise a thread of its own reads the pipe with blocking reads: a frame
+/// that arrives costs the one wake-up of that thread, where the runtime's reader costs an
+/// epoll round, a task wake-up and a second read that finds the pipe empty.
+#[cfg(unix_io)]
+pub(super) fn start_reader(
+    shared: &Arc<Shared>,
+    stdout: tokio::process::ChildStdout,
+) -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    let file = std::fs::File::from(stdout.into_owned_fd()?);
+    let (done, ended) = oneshot::channel::<()>();
+    let reader = StdoutReader {
+        inner: Arc::new(ReaderInner {
+            shared: shared.clone(),
+            file,
+            state: Mutex::new(ReadState {
+                decoder: FrameDecoder::new(),
+                discard: false,
+                done: Some(done),
+            }),
+            started: std::time::Instant::now(),
+            loop_read_at: std::sync::atomic::AtomicU64::new(0),
+        }),
+    };
+    match shared.sink.adopt_reader(reader.clone()) {
+        Ok(()) => reader.spawn_watchdog()?,
+        Err(reader) => reader.spawn_thread()?,
+    }
+    Ok(async move {
+        let _ = ended.await;
+    })
+}
+
+/// How long the event loop that took the stdout (see [`NoticeSink::adopt_reader`]) may
+/// leave it unread before a thread reads in its place.
+#[cfg(unix_io)]
+const LOOP_STALL: Duration = Duration::from_millis(20);
+/// How long data may wait in the pipe, once the loop was quiet that long, before the
+/// watchdog takes it.
+#[cfg(unix_io)]
+const LOOP_GRACE: Duration = Duration::from_millis(2);
+
+/// The sidecar's stdout, for an event loop that is not ours (see
+/// [`NoticeSink::adopt_reader`]). A watchdog thread reads in the loop's place while the
+/// loop is held up (JavaScript busy or blocked), as a reader thread of our own would: so
+/// requests are answered, a paused reader still respects the backlog bound, and stop()
+/// still ends a sidecar whose stdout is full.
+#[cfg(unix_io)]
+#[derive(Clone)]
+pub struct StdoutReader {
+    inner: Arc<ReaderInner>,
+}
+
+#[cfg(unix_io)]
+struct ReaderInner {
+    shared: Arc<Shared>,
+    file: std::fs::File,
+    state: Mutex<ReadState>,
+    started: std::time::Instant,
+    /// When the loop last called [`StdoutReader::read_ready`], in µs since `started`.
+    loop_read_at: std::sync::atomic::AtomicU64,
+}
+
+#[cfg(unix_io)]
+struct ReadState {
+    decoder: FrameDecoder,
+    /// The stream was corrupt: the sidecar was killed, the rest is read and thrown away.
+    discard: bool,
+    /// Dropped when stdout ended: the exit waiter goes on then.
+    done: Option<oneshot::Sender<()>>,
+}
+
+#[cfg(unix_io)]
+impl StdoutReader {
+    pub fn fd(&self) -> i32 {
+        use std::os::fd::AsRawFd;
+        self.inner.file.as_raw_fd()
+    }
+
+    /// Makes reads return at once when the pipe is empty (for [`Self::read_ready`]), or
+    /// wait for data again.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> std::io::Result<()> {
+        // SAFETY: fcntl(2) on the descriptor this reader owns.
+        let flags = unsafe { libc::fcntl(self.fd(), libc::F_GETFL) };
+        let flags = if nonblocking {
+            flags | libc::O_NONBLOCK
+        } else {
+            flags & !libc::O_NONBLOCK
+        };
+        // SAFETY: as above.
+        if flags < 0 || unsafe { libc::fcntl(self.fd(), libc::F_SETFL, flags) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Reads on a thread of its own, with blocking reads, until stdout ends. Only for a
+    /// reader nothing has read from yet.
+    pub fn spawn_thread(self) -> std::io::Result<()> {
+        self.set_nonblocking(false)?;
+        std::thread::Builder::new()
+            .name("pion-ipc-reader".into())
+            .spawn(move || {
+                let inner = &self.inner;
+                // Callbacks run here may spawn tasks.
+                let _runtime = inner.shared.runtime.enter();
+                read_blocking(&inner.shared, &inner.file);
+                inner.state.lock().unwrap().done = None;
+            })?;
+        Ok(())
+    }
+
+    /// For the event loop: reads what the (non-blocking) pipe holds, up to about `budget`
+    /// bytes, and dispatches every whole frame in it (responses are answered here, events
+    /// queued on the sink; the flush is the caller's). False once stdout ended.
+    pub fn read_ready(&self, budget: usize) -> bool {
+        let elapsed = self.inner.started.elapsed().as_micros() as u64;
+        self.inner.loop_read_at.store(elapsed, Ordering::Relaxed);
+        self.read_some(budget).0
+    }
+
+    /// True once stdout ended.
+    pub fn ended(&self) -> bool {
+        self.inner.state.lock().unwrap().done.is_none()
+    }
+
+    /// (still open, bytes read)
+    fn read_some(&self, budget: usize) -> (bool, usize) {
+        let inner = &*self.inner;
+        let fd = self.fd();
+        let mut state = inner.state.lock().unwrap();
+        if state.done.is_none() {
+            return (false, 0);
+        }
+        let state = &mut *state;
+        let mut total = 0;
+        while total < budget {
+            match read_into(fd, &mut state.decoder) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return (true, total),
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+            if state.discard {
+                state.decoder.buffer_mut().clear();
+            } else if !dispatch_frames(&inner.shared, &mut state.decoder) {
+                state.discard = true;
+            }
+        }
+        if total >= budget {
+            return (true, total);
+        }
+        if !state.discard {
+            report_partial_frame(&inner.shared, &state.decoder);
+        }
+        state.done = None;
+        (false, total)
+    }
+
+    /// Reads in the loop's place whenever the loop has left the pipe alone for
+    /// [`LOOP_STALL`] while data waited in it, until stdout ends.
+    fn spawn_watchdog(self) -> std::io::Result<()> {
+        std::thread::Builder::new()
+            .name("pion-ipc-watchdog".into())
+            .spawn(move || {
+                let _runtime = self.inner.shared.runtime.enter();
+                self.watch();
+            })?;
+        Ok(())
+    }
+
+    fn watch(&self) {
+        let shared = &self.inner.shared;
+        let since_loop = || {
+            let now = self.inner.started.elapsed().as_micros() as u64;
+            Duration::from_micros(
+                now.saturating_sub(self.inner.loop_read_at.load(Ordering::Relaxed)),
+            )
+        };
+        let mut reading = false;
+        while !self.ended() {
+            let quiet = since_loop();
+            if quiet < LOOP_STALL {
+                reading = false;
+                std::thread::sleep(LOOP_STALL - quiet);
+                continue;
+            }
+            if !self.wait_readable(LOOP_STALL) {
+                continue;
+            }
+            if !reading {
+                // Data is there; the loop normally takes it at once.
+                std::thread::sleep(LOOP_GRACE);
+                if since_loop() < LOOP_STALL {
+                    continue;
+                }
+                reading = true;
+            }
+            // Undelivered frames over the limit: leave them in the pipe until there is room,
+            // as the reader thread does (never while stopping or after the exit).
+            if let Some(backlog) = shared.backlog.as_ref().filter(|b| b.over_limit()) {
+                shared
+                    .runtime
+                    .block_on(backlog.wait_for_room(|| shared.gone_or_stopping()));
+            }
+            self.read_some(READ_CHUNK);
+            shared.sink.flush();
+        }
+    }
+
+    /// Waits at most `limit` for the pipe to hold data (or to end).
+    fn wait_readable(&self, limit: Duration) -> bool {
+        let mut poll = libc::pollfd {
+            fd: self.fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll(2) on one descriptor this reader owns.
+        let n = unsafe { libc::poll(&mut poll, 1, limit.as_millis() as i32) };
+        n > 0
+    }
+}
+
+#[cfg(not(unix_io))]
+pub(super) fn start_reader(
+    shared: &Arc<Shared>,
+    stdout: tokio::process::ChildStdout,
+) -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    let reader = tokio::spawn(read_loop(shared.clone(), stdout));
+    Ok(async move {
+        let _ = reader.await;
+    })
+}
+
+/// One read(2) of the sidecar's stdout into `decoder`'s spare capacity, again after EINTR:
+/// the number of bytes read, 0 at the end of the stream.
+#[cfg(unix_io)]
+fn read_into(fd: i32, decoder: &mut FrameDecoder) -> std::io::Result<usize> {
+    loop {
+        decoder.reserve_for_read(READ_CHUNK);
+        let buf = decoder.buffer_mut();
+        let spare = buf.spare_capacity_mut();
+        // SAFETY: read(2) on the stdout descriptor, into the buffer's spare capacity.
+        let n = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), spare.len()) };
+        if n >= 0 {
+            // SAFETY: read(2) initialised these n bytes.
+            unsafe { buf.set_len(buf.len() + n as usize) };
+            return Ok(n as usize);
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+#[cfg(unix_io)]
+fn read_blocking(shared: &Shared, stdout: &std::fs::File) {
+    use std::os::fd::AsRawFd;
+    let fd = stdout.as_raw_fd();
+    let mut decoder = FrameDecoder::new();
+    loop {
+        if matches!(read_into(fd, &mut decoder), Ok(0) | Err(_)) {
+            break;
+        }
+        if !dispatch_frames(shared, &mut decoder) {
+            let _ = std::io::copy(&mut &*stdout, &mut std::io::sink());
+            return;
+        }
+        shared.sink.flush();
+        // Undelivered frames over the limit: stop reading, so that the pipe fills and pion
+        // stops taking data off SCTP. Never while stopping or after the exit.
+        if let Some(backlog) = shared.backlog.as_ref().filter(|b| b.over_limit()) {
+            shared
+                .runtime
+                .block_on(backlog.wait_for_room(|| shared.gone_or_stopping()));
+        }
+    }
+    report_partial_frame(shared, &decoder);
+}
+
+#[cfg(not(unix_io))]
+async fn read_loop(shared: Arc<Shared>, mut stdout: impl AsyncRead + Unpin) {
+    let mut decoder = FrameDecoder::new();
+    loop {
+        decoder.reserve_for_read(READ_CHUNK);
+        match stdout.read_buf(decoder.buffer_mut()).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        if !dispatch_frames(&shared, &mut decoder) {
+            let _ = tokio::io::copy(&mut stdout, &mut tokio::io::sink()).await;
+            return;
+        }
+        shared.sink.flush();
+        if let Some(backlog) = &shared.backlog {
+            backlog.wait_for_room(|| shared.gone_or_stopping()).await;
+        }
+    }
+    report_partial_frame(&shared, &decoder);
+}
+
+/// Dispatches every complete frame read so far. False when the stream cannot be trusted any
+/// more: that is reported and handled as a crash, and the caller only drains the pipe from
+/// then on, so the process cannot stall on a full pipe while dying.
+fn dispatch_frames(shared: &Shared, decoder: &mut FrameDecoder) -> bool {
+    loop {
+        match decoder.next_frame() {
+            Ok(Some(frame)) => dispatch(shared, frame),
+            Ok(None) => return true,
+            Err(e) => {
+                shared
+                    .sink
+                    .notice(Notice::Error(Error::Protocol(e.to_string())));
+                shared.sink.flush();
+                shared.kill(Kill::Now);
+                return false;
+            }
+        }
+    }
+}
+
+fn report_partial_frame(shared: &Shared, decoder: &FrameDecoder) {
+    if decoder.buffered() > 0 {
+        shared.sink.notice(Notice::Log(format!(
+            "stdout ended inside a frame ({} bytes dropped)",
+            decoder.buffered()
+        )));
+        shared.sink.flush();
+    }
+}
+
+fn dispatch(shared: &Shared, frame: Frame) {
+    match frame.header.kind {
+        FrameType::Response => {
+            let id = frame.header.id;
+            let Some((method, reply)) = shared.pending.take(id) else {
+                shared
+                    .sink
+                    .notice(Notice::Log(format!("orphan response id={id}")));
+                return;
+            };
+            if frame.header.ok == Some(false) {
+                let error = if frame.header.error.is_empty() {
+                    "request failed".to_owned()
+                } else {
+                    frame.header.error.clone()
+                };
+                shared.sink.notice(Notice::Log(format!(
+                    "request error id={id} method={method} err={error}"
+                )));
+                reply.respond(Err(Error::Remote(error)));
+            } else {
+                reply.respond(Ok(frame));
+            }
+        }
+        FrameType::Event => shared.sink.notice(Notice::Event(frame)),
+        FrameType::Request => shared.sink.notice(Notice::Log(format!(
+            "ignored request frame from pion-ipc (method={})",
+            frame.header.method
+        ))),
+    }
+}
