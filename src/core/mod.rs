@@ -1,0 +1,31 @@
+//! The sans-IO core, in quinn-proto's shape: one [`Session`] per sidecar holds its
+//! connections and channels as plain state machines, and one [`Supervisor`] decides when
+//! the sidecar is started again. Neither reads a clock or does I/O: time comes in as `now`,
+//! frames come in decoded and go out encoded, and everything JavaScript must see comes out
+//! of [`Session::poll_event`] in order. Nothing here is wired to the napi layer yet.
+//!
+//! Layers, each using only those below it: `events`, `pending` → `outbox`, `registry` →
+//! `output` → `channel` → `connection` → `session`; `supervisor` stands alone.
+
+pub mod channel;
+pub mod connection;
+pub mod events;
+pub mod outbox;
+pub mod output;
+pub mod pending;
+pub mod registry;
+pub mod session;
+pub mod supervisor;
+
+#[cfg(test)]
+mod tests;
+
+pub use channel::{Channel, ReadyState, CLOSE_DRAIN_LIMIT, MAX_MESSAGE_SIZE};
+pub use connection::{Connection, ConnectionCall, MAX_LABEL_BYTES};
+pub use events::{
+    ChannelEvent, ChannelId, ConnectionEvent, ConnectionId, Event, Object, Outcome, SettleToken,
+};
+pub use outbox::Request;
+pub use registry::MAX_SENDS_IN_FLIGHT;
+pub use session::Session;
+pub use supervisor::{Action, Life, Supervisor, SupervisorConfig};

@@ -1,0 +1,1 @@
+//! The core driven by a scripted sidecar in memory.
