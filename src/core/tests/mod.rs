@@ -1,1 +1,11 @@
-//! The core driven by a scripted sidecar in memory.
+//! The core driven by a scripted sidecar in memory: every state-machine sentence of
+//! SPEC.md that the core covers, and property tests over random event orders.
+
+mod buffered_amount;
+mod channel_state;
+mod closing;
+mod connection_state;
+mod crash;
+mod properties;
+mod sidecar;
+mod supervisor;
