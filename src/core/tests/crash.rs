@@ -203,3 +203,29 @@ fn after_the_crash_new_connections_and_requests_fail_at_once() {
     );
     assert!(s.session.poll_transmit().is_none());
 }
+
+#[test]
+fn todays_gap_a_connection_the_sidecar_reported_closed_keeps_its_channels_through_a_crash() {
+    // Kept as the old code does it (src/peer.rs: `fail` skips 'closed' and 'failed'
+    // connections, and a sidecar 'closed' state closes no channel); reported, not fixed.
+    let mut s = Sidecar::new();
+    let pc = s.connection("p");
+    let ch = s.open_channel(pc, "a");
+    s.event(
+        "p",
+        "",
+        "pc.statechange",
+        &super::sidecar::state_change("closed", ""),
+    );
+    assert_eq!(
+        s.session.channel(ch).unwrap().ready_state(),
+        ReadyState::Open
+    );
+    s.events();
+    s.session.sidecar_exited(Some(1), None, s.now);
+    assert!(s.events().is_empty());
+    assert_eq!(
+        s.session.channel(ch).unwrap().ready_state(),
+        ReadyState::Open
+    );
+}

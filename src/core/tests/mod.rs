@@ -7,5 +7,6 @@ mod closing;
 mod connection_state;
 mod crash;
 mod properties;
+mod session_io;
 mod sidecar;
 mod supervisor;
