@@ -4,11 +4,14 @@
 //! frames come in decoded and go out encoded, and everything JavaScript must see comes out
 //! of [`Session::poll_event`] in order. Nothing here is wired to the napi layer yet.
 //!
-//! Layers, each using only those below it: `events`, `pending` → `outbox`, `registry` →
-//! `output` → `channel` → `connection` → `session`; `supervisor` stands alone.
+//! Layers, each using only those below it: `events` → `pending` → `outbox`,
+//! `connection_call`; `registry`; `output` → `channel` → `connection` → `session`;
+//! `supervisor` stands alone. A module's files (`channel/`, `connection/`, `session/`) add
+//! methods to its one type and import nothing from each other but that type.
 
 pub mod channel;
 pub mod connection;
+pub mod connection_call;
 pub mod events;
 pub mod outbox;
 pub mod output;
@@ -21,7 +24,8 @@ pub mod supervisor;
 mod tests;
 
 pub use channel::{Channel, ReadyState, CLOSE_DRAIN_LIMIT, MAX_MESSAGE_SIZE};
-pub use connection::{Connection, ConnectionCall, MAX_LABEL_BYTES};
+pub use connection::{Connection, MAX_LABEL_BYTES};
+pub use connection_call::ConnectionCall;
 pub use events::{
     ChannelEvent, ChannelId, ConnectionEvent, ConnectionId, Event, Object, Outcome, SettleToken,
 };

@@ -2,61 +2,13 @@
 //! connection is closed, and settles its token with the answer.
 
 use super::Connection;
+use crate::core::connection_call::ConnectionCall;
 use crate::core::events::{Event, SettleToken};
 use crate::core::outbox::Request;
 use crate::core::output::SessionOutput;
-use crate::core::pending::{Answer, RequestKind};
+use crate::core::pending::RequestKind;
 use crate::error::Error;
-use crate::protocol::messages::{self, IceCandidate, SessionDescription};
 use std::time::Instant;
-
-/// A call of the user's on an RTCPeerConnection that the sidecar answers.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ConnectionCall {
-    CreateOffer,
-    CreateAnswer,
-    /// A new offer with ICE restart, not yet applied.
-    RestartIce,
-    SetLocalDescription(SessionDescription),
-    SetRemoteDescription(SessionDescription),
-    AddIceCandidate(IceCandidate),
-    GetSctpStats,
-}
-
-impl ConnectionCall {
-    pub fn method(&self) -> &'static str {
-        match self {
-            ConnectionCall::CreateOffer => "pc.createOffer",
-            ConnectionCall::CreateAnswer => "pc.createAnswer",
-            ConnectionCall::RestartIce => "pc.restartIce",
-            ConnectionCall::SetLocalDescription(_) => "pc.setLocalDescription",
-            ConnectionCall::SetRemoteDescription(_) => "pc.setRemoteDescription",
-            ConnectionCall::AddIceCandidate(_) => "pc.addIceCandidate",
-            ConnectionCall::GetSctpStats => "pc.getSctpStats",
-        }
-    }
-
-    fn payload(&self) -> Vec<u8> {
-        match self {
-            ConnectionCall::SetLocalDescription(d) | ConnectionCall::SetRemoteDescription(d) => {
-                messages::encode(d)
-            }
-            ConnectionCall::AddIceCandidate(c) => messages::encode(c),
-            _ => Vec::new(),
-        }
-    }
-
-    fn answer(&self) -> Answer {
-        match self {
-            ConnectionCall::CreateOffer | ConnectionCall::RestartIce => {
-                Answer::Description("offer")
-            }
-            ConnectionCall::CreateAnswer => Answer::Description("answer"),
-            ConnectionCall::GetSctpStats => Answer::SctpStats,
-            _ => Answer::Unit,
-        }
-    }
-}
 
 impl Connection {
     /// Sends `call` once `pc.create` is answered; `token` settles with the outcome.

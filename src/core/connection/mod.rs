@@ -5,9 +5,8 @@
 mod calls;
 mod closing;
 
-pub use calls::ConnectionCall;
-
 use crate::core::channel::{Channel, ChannelContext};
+use crate::core::connection_call::ConnectionCall;
 use crate::core::events::{ChannelId, ConnectionEvent, ConnectionId, Event, Object, SettleToken};
 use crate::core::output::SessionOutput;
 use crate::core::registry::{ChannelRegistry, SendBudget};

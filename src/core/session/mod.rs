@@ -7,7 +7,8 @@
 mod replies;
 
 use super::channel::{Channel, ReadyState};
-use super::connection::{Channels, CloseStage, Connection, ConnectionCall};
+use super::connection::{Channels, CloseStage, Connection};
+use super::connection_call::ConnectionCall;
 use super::events::{ChannelId, ConnectionId, Event, Object, Queued, SettleToken};
 use super::outbox::Request;
 use super::output::SessionOutput;
