@@ -217,6 +217,18 @@ impl Supervisor {
         }
     }
 
+    /// The host environment is going away: the sidecar is killed at once and for good.
+    pub fn kill_now(&mut self) -> Vec<Action> {
+        self.watchdog = false;
+        let phase = std::mem::replace(&mut self.phase, Phase::Stopped);
+        let ending = self.life;
+        self.next_life();
+        match phase {
+            Phase::Starting { .. } | Phase::Running => vec![Action::Kill(ending)],
+            Phase::Stopped | Phase::Backoff { .. } => Vec::new(),
+        }
+    }
+
     /// The restart timer fired.
     pub fn timer_fired(&mut self, now: Instant) -> Vec<Action> {
         match self.phase {

@@ -177,3 +177,21 @@ fn facts_about_an_earlier_life_are_ignored() {
         [Action::RestartAfter(ms(200))]
     );
 }
+
+#[test]
+fn kill_now_kills_for_good_without_a_restart() {
+    let t0 = Instant::now();
+    let mut s = watchdog(30_000, 60_000);
+    let life = start(&mut s, t0);
+    assert_eq!(s.kill_now(), [Action::Kill(life)]);
+    assert!(
+        s.exited(life, t0 + ms(1)).is_empty(),
+        "no restart after kill_now"
+    );
+    assert!(s.is_idle());
+    assert_eq!(s.poll_timeout(), None);
+    let life = start(&mut s, t0 + ms(2));
+    s.exited(life, t0 + ms(3));
+    assert!(s.kill_now().is_empty(), "nothing runs during a backoff");
+    assert!(s.timer_fired(t0 + ms(10_000)).is_empty());
+}
