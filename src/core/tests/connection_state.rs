@@ -379,3 +379,140 @@ fn raw_events_are_handed_out_only_when_asked_and_only_pc_and_dc_ones() {
     assert_eq!(events.len(), 1, "{events:?}");
     assert!(matches!(&events[0], Event::SidecarEvent(f) if f.header.pc_id == "q"));
 }
+
+#[test]
+fn every_call_sends_its_method_and_payload_and_settles_with_its_answer() {
+    use crate::protocol::messages::{IceCandidate, SessionDescription};
+    let mut s = Sidecar::new();
+    let pc = s.connection("p");
+    let description = SessionDescription {
+        kind: "answer".into(),
+        sdp: "v=0".into(),
+    };
+    let candidate = IceCandidate {
+        candidate: "candidate:1".into(),
+        sdp_mid: Some("0".into()),
+        sdp_m_line_index: Some(0),
+    };
+    let sdp = map(&[("sdp", Value::from("v=1"))]);
+    let description_payload = map(&[("type", Value::from("answer")), ("sdp", Value::from("v=0"))]);
+    let candidate_payload = map(&[
+        ("candidate", Value::from("candidate:1")),
+        ("sdpMid", Value::from("0")),
+        ("sdpMLineIndex", Value::from(0)),
+    ]);
+    let description_outcome = |kind| Outcome::Description {
+        kind,
+        sdp: "v=1".into(),
+    };
+    let cases = [
+        (
+            ConnectionCall::CreateOffer,
+            "pc.createOffer",
+            vec![],
+            sdp.clone(),
+            description_outcome("offer"),
+        ),
+        (
+            ConnectionCall::CreateAnswer,
+            "pc.createAnswer",
+            vec![],
+            sdp.clone(),
+            description_outcome("answer"),
+        ),
+        (
+            ConnectionCall::RestartIce,
+            "pc.restartIce",
+            vec![],
+            sdp.clone(),
+            description_outcome("offer"),
+        ),
+        (
+            ConnectionCall::SetLocalDescription(description.clone()),
+            "pc.setLocalDescription",
+            description_payload.clone(),
+            vec![],
+            Outcome::Unit,
+        ),
+        (
+            ConnectionCall::SetRemoteDescription(description),
+            "pc.setRemoteDescription",
+            description_payload,
+            vec![],
+            Outcome::Unit,
+        ),
+        (
+            ConnectionCall::AddIceCandidate(candidate),
+            "pc.addIceCandidate",
+            candidate_payload,
+            vec![],
+            Outcome::Unit,
+        ),
+        (
+            ConnectionCall::GetSctpStats,
+            "pc.getSctpStats",
+            vec![],
+            vec![],
+            Outcome::SctpStats(None),
+        ),
+    ];
+    for (call, method, payload, answer, outcome) in cases {
+        let token = s.token();
+        s.session.call(pc, call, token, s.now);
+        let sent = s.take(method);
+        assert_eq!(
+            (sent.pc_id.as_str(), sent.dc_label.as_str()),
+            ("p", ""),
+            "{method}"
+        );
+        assert_eq!(sent.payload[..], payload[..], "{method}");
+        s.answer(&sent, &answer);
+        assert_eq!(s.events(), [Event::Settle(token, Ok(outcome))], "{method}");
+    }
+}
+
+#[test]
+fn dc_error_and_dc_close_in_either_order() {
+    let mut s = Sidecar::new();
+    let pc = s.connection("p");
+    let a = s.open_channel(pc, "a");
+    let b = s.open_channel(pc, "b");
+    s.events();
+    s.event("p", "a", "dc.error", b"short buffer");
+    s.event("p", "a", "dc.close", &[]);
+    s.event("p", "b", "dc.close", &[]);
+    s.event("p", "b", "dc.error", b"short buffer");
+    let error = |ch| Event::Channel(ch, ChannelEvent::Error("short buffer".into()));
+    assert_eq!(
+        s.events_no_log(),
+        [
+            error(a),
+            Event::Channel(a, ChannelEvent::Close),
+            Event::Release(Object::Channel(a)),
+            Event::Channel(b, ChannelEvent::Close),
+            Event::Release(Object::Channel(b)),
+        ],
+        "an error after close is not delivered"
+    );
+}
+
+#[test]
+fn get_sctp_stats_after_close_rejects() {
+    let mut s = Sidecar::new();
+    let pc = s.connection("p");
+    let (close, stats) = (s.token(), s.token());
+    s.session.close_connection(pc, close, s.now);
+    s.answer_first("pc.close", &[]);
+    s.session
+        .call(pc, ConnectionCall::GetSctpStats, stats, s.now);
+    assert!(s.waiting().is_empty());
+    assert_eq!(
+        s.events().last(),
+        Some(&Event::Settle(
+            stats,
+            Err(Error::InvalidState(
+                "the RTCPeerConnection is closed".into()
+            ))
+        ))
+    );
+}

@@ -195,3 +195,109 @@ fn kill_now_kills_for_good_without_a_restart() {
     assert!(s.kill_now().is_empty(), "nothing runs during a backoff");
     assert!(s.timer_fired(t0 + ms(10_000)).is_empty());
 }
+
+#[derive(Debug, Clone)]
+enum Fact {
+    Start,
+    Started { stale: bool },
+    StartFailed { stale: bool, spawned: bool },
+    Exited { stale: bool },
+    Stop,
+    KillNow,
+    TimerFired,
+    Wait(u64),
+}
+
+fn fact() -> impl proptest::strategy::Strategy<Value = Fact> {
+    use proptest::prelude::*;
+    prop_oneof![
+        1 => Just(Fact::Start),
+        2 => any::<bool>().prop_map(|stale| Fact::Started { stale }),
+        2 => (any::<bool>(), any::<bool>())
+            .prop_map(|(stale, spawned)| Fact::StartFailed { stale, spawned }),
+        3 => any::<bool>().prop_map(|stale| Fact::Exited { stale }),
+        1 => Just(Fact::Stop),
+        1 => Just(Fact::KillNow),
+        2 => Just(Fact::TimerFired),
+        2 => (0..120_000u64).prop_map(Fact::Wait),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 512,
+        failure_persistence: None,
+        ..Default::default()
+    })]
+
+    #[test]
+    fn backoff_doubles_from_200ms_to_the_cap_and_nothing_spawns_after_stop(
+        facts in proptest::collection::vec(fact(), 1..60),
+        max_backoff in 200..40_000u64,
+        reset_window in 1..90_000u64,
+    ) {
+        let t0 = Instant::now();
+        let mut now = t0;
+        let mut s = watchdog(max_backoff, reset_window);
+        let mut last_spawn = Life(0);
+        let mut stopped = true;
+        for fact in facts {
+            let stale = |s: &Supervisor, stale: bool| {
+                if stale { Life(s.life().0.saturating_sub(1)) } else { s.life() }
+            };
+            let actions = match fact {
+                Fact::Start => match s.start() {
+                    Ok(actions) => {
+                        stopped = false;
+                        actions
+                    }
+                    Err(e) => {
+                        assert_eq!(e, Error::AlreadyStarted);
+                        Vec::new()
+                    }
+                },
+                Fact::Started { stale: old } => s.started(stale(&s, old), now),
+                Fact::StartFailed { stale: old, spawned } => {
+                    s.start_failed(stale(&s, old), spawned, now)
+                }
+                Fact::Exited { stale: old } => s.exited(stale(&s, old), now),
+                Fact::Stop => {
+                    stopped = true;
+                    s.stop()
+                }
+                Fact::KillNow => {
+                    stopped = true;
+                    s.kill_now()
+                }
+                Fact::TimerFired => s.timer_fired(now),
+                Fact::Wait(n) => {
+                    now += ms(n);
+                    Vec::new()
+                }
+            };
+            for action in actions {
+                match action {
+                    Action::Spawn(life) => {
+                        assert!(!stopped, "a spawn after stop");
+                        assert!(life > last_spawn, "lives only grow");
+                        last_spawn = life;
+                    }
+                    Action::RestartAfter(delay) => {
+                        let n = s.attempt() - 1;
+                        let expected = (200u128 << n.min(40)).min(u128::from(max_backoff));
+                        assert_eq!(delay.as_millis(), expected, "attempt {}", n + 1);
+                        assert_eq!(s.poll_timeout(), Some(now + delay));
+                    }
+                    _ => {}
+                }
+            }
+            if s.poll_timeout().is_some() {
+                assert!(!s.is_started() && !s.is_idle(), "a restart is pending only in backoff");
+            }
+            if stopped {
+                assert!(s.poll_timeout().is_none(), "no restart pending after stop");
+                assert!(!s.is_started());
+            }
+        }
+    }
+}
