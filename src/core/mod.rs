@@ -4,6 +4,19 @@
 //! frames come in decoded and go out encoded, and everything JavaScript must see comes out
 //! of [`Session::poll_event`] in order. Nothing here is wired to the napi layer yet.
 //!
+//! A driver (the next slice) owns a session on the JavaScript thread and, after every input
+//! (a command, a decoded frame, a due timeout):
+//! - writes [`Session::poll_transmit`] to the sidecar's stdin, once per tick;
+//! - hands [`Session::poll_event`] to JavaScript until it returns `None` (a
+//!   `bufferedamountlow` is checked again as it is taken out);
+//! - arms one timer for [`Session::poll_timeout`] and calls [`Session::handle_timeout`];
+//! - calls [`Session::forget`] once JavaScript's object is collected (after `Release` or
+//!   `Weaken`): until then the object's state stays readable;
+//! - reports the sidecar's end with [`Session::sidecar_exited`] or
+//!   [`Session::sidecar_stopped`]; a restarted sidecar gets a new session.
+//!
+//! The [`Supervisor`] gets the facts of the current [`Life`] and returns what to do.
+//!
 //! Layers, each using only those below it: `events` → `pending` → `outbox`,
 //! `connection_call`; `registry`; `output` → `channel` → `connection` → `session`;
 //! `supervisor` stands alone. A module's files (`channel/`, `connection/`, `session/`) add
