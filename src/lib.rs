@@ -1,6 +1,7 @@
 //! pion-node-rs: WebRTC DataChannels for Node.js over the pion-ipc sidecar.
 
 pub mod channel;
+pub mod core;
 pub mod error;
 pub mod events;
 pub mod log;

@@ -1,0 +1,12 @@
+//! The core driven by a scripted sidecar in memory: every state-machine sentence of
+//! SPEC.md that the core covers, and property tests over random event orders.
+
+mod buffered_amount;
+mod channel_state;
+mod closing;
+mod connection_state;
+mod crash;
+mod properties;
+mod session_io;
+mod sidecar;
+mod supervisor;
