@@ -3,8 +3,11 @@
 mod bridge;
 mod channel;
 mod convert;
+mod delivery;
 mod errors;
 mod ipc;
 mod peer;
 #[cfg(unix_io)]
 mod poll;
+mod pool;
+mod values;

@@ -1,6 +1,6 @@
 //! `RTCPeerConnection` as a native class; index.js wraps it into an EventEmitter.
 
-use super::bridge::{self, Bridge};
+use super::bridge::Bridge;
 use super::channel::NativeDataChannel;
 use super::convert;
 use super::errors;
@@ -357,7 +357,7 @@ impl NativePeerConnection {
         // SAFETY: JavaScript thread.
         unsafe {
             let value = match self.peer.selected_candidate_pair() {
-                Some(pair) => bridge::candidate_pair(env.raw(), &pair)?,
+                Some(pair) => super::values::candidate_pair(env.raw(), &pair)?,
                 None => ToNapiValue::to_napi_value(env.raw(), Null)?,
             };
             Ok(Unknown::from_raw_unchecked(env.raw(), value))
