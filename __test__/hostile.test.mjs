@@ -439,3 +439,44 @@ describe('with the fake sidecar', () => {
     }
   })
 })
+
+describe('closing early', () => {
+  test('close() while pc.create is unanswered still closes the peer on the sidecar, and never creates its closed channel there', async () => {
+    const lines = []
+    const own = new PionIpc({ logger: (line) => lines.push(line) })
+    await own.start()
+    try {
+      for (let i = 0; i < 5; i++) {
+        const pc = new RTCPeerConnection({ _ipc: own, _pcId: `early-${i}` })
+        const dc = pc.createDataChannel('never')
+        // nothing has come back from the sidecar within this synchronous turn
+        const closed = pc.close()
+        await withTimeout(closed, 10000, 'close()')
+        assert.equal(dc.readyState, 'closed')
+        // the sidecar forgot the peer: its id can be taken again at once
+        const again = new RTCPeerConnection({ _ipc: own, _pcId: `early-${i}` })
+        await withTimeout(again.createOffer(), 5000, `a new connection with the id early-${i}`)
+        await again.close()
+      }
+      assert.deepEqual(lines.filter((l) => /request error/.test(l)), [], 'no request about a channel or peer the sidecar does not know')
+    } finally {
+      await own.stop()
+    }
+  })
+
+  test('a second channel.close() during a drain resolves with the first, not at the drain limit', async () => {
+    const { a, b, dcA } = await connectPair(ipc, { label: 'close-twice' })
+    try {
+      for (let i = 0; i < 128; i++) dcA.send(Buffer.alloc(16384))
+      const first = dcA.close()
+      const second = dcA.close()
+      await withTimeout(first, 10000, 'the first close()')
+      assert.equal(dcA.readyState, 'closed')
+      // the drain limit is 5 s: a second close() that waits for it is late by seconds
+      await withTimeout(second, 2000, 'the second close(), once the first is done')
+    } finally {
+      await a.close()
+      await b.close()
+    }
+  })
+})

@@ -72,6 +72,9 @@ struct State {
     /// A failed send was reported: the others that fail with it (every send in flight,
     /// when the sidecar dies) are not, so one failure is one `error`.
     send_failed: bool,
+    /// close() finished before the sidecar knew the channel: its `dc.close` waits for the
+    /// `dc.create` answer.
+    close_after_create: bool,
 }
 
 impl State {
@@ -132,6 +135,7 @@ impl Channel {
                 created,
                 polling: false,
                 send_failed: false,
+                close_after_create: false,
             }),
             drained: Notify::new(),
         })
@@ -463,6 +467,14 @@ impl Channel {
         let threshold = {
             let mut state = self.state.lock().unwrap();
             if state.ready == ReadyState::Closed {
+                let tell = std::mem::take(&mut state.close_after_create);
+                drop(state);
+                // Closed while the sidecar was creating it: now it knows it, tell it (unless
+                // its connection is closing: pc.close takes the channel with it).
+                let closing = self.peer.upgrade().is_none_or(|p| p.is_closing());
+                if tell && !closing {
+                    self.tell_closed();
+                }
                 return;
             }
             state.created = true;
@@ -563,7 +575,7 @@ impl Channel {
         let (done, finished) = tokio::sync::oneshot::channel::<()>();
         peer.on_js(move || {
             let _done = done;
-            {
+            let known = {
                 let mut state = channel.state.lock().unwrap();
                 if state.ready == ReadyState::Closed {
                     return;
@@ -572,14 +584,27 @@ impl Channel {
                 state.queue.clear();
                 state.unacked = 0;
                 state.sidecar_buffered = 0;
-            }
-            channel.request("dc.close", &[], |_| {});
-            if let Some(peer) = channel.peer.upgrade() {
-                peer.expect_stale_close(&channel.label);
+                // Not known to the sidecar yet (its dc.create unanswered or not even sent):
+                // nothing to close there now.
+                state.close_after_create = !state.created;
+                state.created
+            };
+            // A second close() waiting for the drain goes on now.
+            channel.drained.notify_waiters();
+            if known {
+                channel.tell_closed();
             }
             channel.finish_close();
         });
         let _ = finished.await;
+    }
+
+    /// `dc.close` to the sidecar, whose own `dc.close` event for it is then expected.
+    fn tell_closed(&self) {
+        self.request("dc.close", &[], |_| {});
+        if let Some(peer) = self.peer.upgrade() {
+            peer.expect_stale_close(&self.label);
+        }
     }
 
     /// A sidecar event for this channel.

@@ -1,7 +1,7 @@
 //! RTCPeerConnection's state machine and the router that hands each sidecar event to its
 //! connection and channel. No napi.
 
-use crate::channel::{next_object_id, Channel};
+use crate::channel::{next_object_id, Channel, ReadyState};
 use crate::error::Error;
 use crate::events::{Emit, Output, PeerEvent};
 use crate::protocol::messages::{
@@ -241,6 +241,8 @@ impl Peer {
         // is woken: an offer made after createDataChannel() must include the channel.
         for channel in waiting {
             match &result {
+                // One closed meanwhile is never created.
+                Ok(()) if channel.ready_state() == ReadyState::Closed => {}
                 Ok(()) => channel.create_on_sidecar(),
                 Err(e) => channel.fail(e.clone()),
             }
@@ -279,6 +281,11 @@ impl Peer {
     /// `limit` bytes (as browsers refuse one over their buffer). Unlimited by default.
     pub fn set_max_buffered_amount(&self, limit: u64) {
         self.max_buffered.store(limit, Ordering::Relaxed);
+    }
+
+    /// close() was called on the connection.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.state.lock().unwrap().closing
     }
 
     pub(crate) fn max_buffered_amount(&self) -> u64 {
@@ -552,6 +559,14 @@ impl Peer {
                 peer.emit(Emit::Peer(peer.id, PeerEvent::ConnectionStateChange));
             }
         });
+        // A close() before pc.create was answered waits for the answer (at most as long as
+        // a drain): a peer the sidecar created must be closed there too.
+        let mut answered = self.created.subscribe();
+        let _ = tokio::time::timeout(
+            crate::channel::CLOSE_DRAIN_LIMIT,
+            answered.wait_for(Option::is_some),
+        )
+        .await;
         let created = matches!(*self.created.borrow(), Some(Ok(())));
         if let (true, Some(sidecar)) = (created, &self.sidecar) {
             if !sidecar.has_exited() {
@@ -602,6 +617,11 @@ impl Peer {
         let header = &frame.header;
         let payload = &frame.payload;
         if !self.state.lock().unwrap().listening {
+            return;
+        }
+        // Nothing is this connection's before its pc.create is answered: an event for its id
+        // then is a closed namesake's last word (PROTOCOL.md, traps 5 and 12).
+        if self.created.borrow().is_none() {
             return;
         }
         match header.event.as_str() {
