@@ -2,7 +2,7 @@
 //! events for JavaScript, and timers. One value of it is lent to every connection and
 //! channel, so that none of them holds a reference to the session.
 
-use super::events::{ChannelId, Event, EventQueue};
+use super::events::{ChannelId, ConnectionId, Event, EventQueue};
 use super::outbox::Outbox;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -16,9 +16,12 @@ pub enum Timer {
     /// A closing channel has waited [`CLOSE_DRAIN_LIMIT`](super::channel::CLOSE_DRAIN_LIMIT)
     /// for its queued messages.
     CloseDrain(ChannelId),
+    /// A closed connection has waited
+    /// [`CLOSE_DRAIN_LIMIT`](super::channel::CLOSE_DRAIN_LIMIT) for its `pc.create` answer.
+    CreateWait(ConnectionId),
 }
 
-/// Timers by deadline. A timer is never cancelled: when it fires, its channel checks
+/// Timers by deadline. A timer is never cancelled: when it fires, its channel or connection checks
 /// whether it still applies.
 #[derive(Debug, Default)]
 pub struct Timers {

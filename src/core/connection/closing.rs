@@ -1,11 +1,13 @@
 //! RTCPeerConnection.close(): every channel closes gracefully (in parallel), then the
 //! connection becomes 'closed' and stops listening, then `pc.close` goes out (unless the
-//! create failed or the sidecar is gone); a second close() settles when the first is done.
+//! create failed or the sidecar is gone; an unanswered `pc.create` is waited for first, at
+//! most [`CLOSE_DRAIN_LIMIT`]); a second close() settles when the first is done.
 
 use super::{Channels, CloseStage, Connection};
+use crate::core::channel::CLOSE_DRAIN_LIMIT;
 use crate::core::events::{ConnectionEvent, Event, Object, Outcome, SettleToken};
 use crate::core::outbox::Request;
-use crate::core::output::SessionOutput;
+use crate::core::output::{SessionOutput, Timer};
 use crate::core::pending::RequestKind;
 use std::time::Instant;
 
@@ -24,7 +26,7 @@ impl Connection {
                 out.emit(Event::Settle(token, Ok(Outcome::Unit)));
                 return false;
             }
-            CloseStage::Draining | CloseStage::AwaitingPcClose => {
+            CloseStage::Draining | CloseStage::AwaitingCreate | CloseStage::AwaitingPcClose => {
                 self.close_waiters.push(token);
                 return false;
             }
@@ -60,6 +62,35 @@ impl Connection {
                 ConnectionEvent::ConnectionStateChange,
             ));
         }
+        if self.created.is_none() && out.outbox.gone().is_none() {
+            // A peer the sidecar created must be closed there too: its answer is waited for
+            // (at most as long as a drain).
+            self.close_stage = CloseStage::AwaitingCreate;
+            out.timers
+                .set(now + CLOSE_DRAIN_LIMIT, Timer::CreateWait(self.id));
+        } else {
+            self.close_on_sidecar(out, now);
+        }
+        true
+    }
+
+    /// `pc.create` was answered: a close waiting for it goes on.
+    pub(super) fn close_after_create(&mut self, out: &mut SessionOutput, now: Instant) {
+        if self.close_stage == CloseStage::AwaitingCreate {
+            self.close_on_sidecar(out, now);
+        }
+    }
+
+    /// The close waited [`CLOSE_DRAIN_LIMIT`] for `pc.create` in vain: done without
+    /// `pc.close`.
+    pub(crate) fn on_create_wait_timer(&mut self, out: &mut SessionOutput) {
+        if self.close_stage == CloseStage::AwaitingCreate {
+            self.release(out);
+        }
+    }
+
+    /// `pc.close` when the sidecar created the peer and is still there; done otherwise.
+    fn close_on_sidecar(&mut self, out: &mut SessionOutput, now: Instant) {
         let created = matches!(self.created, Some(Ok(())));
         if created && out.outbox.gone().is_none() {
             self.close_stage = CloseStage::AwaitingPcClose;
@@ -69,7 +100,6 @@ impl Connection {
         } else {
             self.release(out);
         }
-        true
     }
 
     /// `pc.close` was answered (or failed): the connection is done.

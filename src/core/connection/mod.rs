@@ -31,6 +31,9 @@ pub(crate) enum CloseStage {
     NotClosing,
     /// Waiting for the channels to close.
     Draining,
+    /// Closed, `pc.create` unanswered: waiting for its answer (at most the drain limit),
+    /// since a peer the sidecar created must be closed there too.
+    AwaitingCreate,
     /// `pc.close` sent; waiting for its answer.
     AwaitingPcClose,
     /// Done: released, every close() settled.
@@ -257,6 +260,7 @@ impl Connection {
         for (call, token) in std::mem::take(&mut self.awaiting_calls) {
             self.issue(out, call, token, now);
         }
+        self.close_after_create(out, now);
     }
 
     /// The sidecar died: channels force-closed, states 'failed'. Not for closed or failed

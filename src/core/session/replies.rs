@@ -84,6 +84,11 @@ impl Session {
                 Timer::CloseDrain(channel) => {
                     self.with_channel(channel, |ch, ctx, out| ch.on_drain_timer(ctx, out, now));
                 }
+                Timer::CreateWait(connection) => {
+                    if let Some(conn) = self.connections.get_mut(&connection) {
+                        conn.on_create_wait_timer(&mut self.out);
+                    }
+                }
             }
         }
         self.finish_input(now);

@@ -255,36 +255,3 @@ fn pc_close_that_times_out_still_settles_close() {
         ]
     );
 }
-
-#[test]
-fn todays_gap_close_before_pc_create_is_answered_sends_no_pc_close() {
-    // Kept as the old code does it (src/peer.rs `finish_close` sends pc.close only once
-    // the create succeeded; `on_created` still creates the waiting channels); reported.
-    let mut s = Sidecar::new();
-    let pc = s.session.create_connection(
-        "p".into(),
-        Ok(super::sidecar::create_payload("p")),
-        None,
-        s.now,
-    );
-    let ch = s
-        .session
-        .create_channel(pc, "a".into(), true, s.now)
-        .unwrap();
-    let token = s.token();
-    s.session.close_connection(pc, token, s.now);
-    assert_eq!(
-        s.session.channel(ch).unwrap().ready_state(),
-        ReadyState::Closed
-    );
-    assert!(s
-        .events()
-        .contains(&Event::Settle(token, Ok(Outcome::Unit))));
-    assert_eq!(s.waiting(), ["pc.create", "dc.close"]);
-    s.answer_first("pc.create", &[]);
-    assert_eq!(
-        s.waiting(),
-        ["dc.close", "dc.create"],
-        "and no pc.close, ever"
-    );
-}

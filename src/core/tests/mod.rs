@@ -4,6 +4,7 @@
 mod buffered_amount;
 mod channel_state;
 mod closing;
+mod closing_early;
 mod connection_state;
 mod crash;
 mod properties;
