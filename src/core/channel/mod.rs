@@ -50,6 +50,8 @@ impl ReadyState {
 /// What a channel needs of its connection while it handles something.
 pub struct ChannelContext<'a> {
     pub pc_id: &'a str,
+    /// close() was called on the connection: its `pc.close` takes the channels with it.
+    pub closing: bool,
     pub budget: &'a mut SendBudget,
     /// The connection's `_maxBufferedAmount`, u64::MAX when none was given.
     pub max_buffered: u64,
@@ -87,6 +89,9 @@ pub struct Channel {
     draining: bool,
     /// close() calls waiting for the channel to be closed.
     close_waiters: Vec<SettleToken>,
+    /// Closed gracefully before the sidecar knew it: its `dc.close` waits for the
+    /// `dc.create` answer.
+    close_after_create: bool,
 }
 
 /// A valid reported buffered amount: present, finite, not negative.
@@ -122,6 +127,7 @@ impl Channel {
             send_failed: false,
             draining: false,
             close_waiters: Vec::new(),
+            close_after_create: false,
         }
     }
 
@@ -156,6 +162,12 @@ impl Channel {
             ReadyState::Connecting | ReadyState::Closed => 0,
             _ => self.unacked + self.sidecar_buffered,
         }
+    }
+
+    /// Closed before the sidecar knew it, with its `dc.close` still owed once `dc.create`
+    /// is answered.
+    pub fn owes_close(&self) -> bool {
+        self.close_after_create
     }
 
     /// Messages queued here, not yet handed to the sidecar.
@@ -327,12 +339,20 @@ impl Channel {
         reply: Result<Frame, Error>,
         now: Instant,
     ) -> bool {
+        let owed = std::mem::take(&mut self.close_after_create);
         match reply {
             Err(e) => {
                 self.fail(ctx, out, e);
                 false
             }
-            Ok(_) if self.ready == ReadyState::Closed => false,
+            Ok(_) if self.ready == ReadyState::Closed => {
+                // Closed while the sidecar was creating it: now it knows it, tell it (unless
+                // the connection is closing: pc.close takes the channel with it).
+                if owed && !ctx.closing {
+                    self.tell_closed(ctx, out, now);
+                }
+                false
+            }
             Ok(_) => {
                 self.created = true;
                 if self.threshold != 0 {
@@ -391,7 +411,7 @@ impl Channel {
     }
 
     /// Graceful close: waits (at most [`CLOSE_DRAIN_LIMIT`]) until every queued message was
-    /// acknowledged, then closes and tells the sidecar. `token` (if any) is settled once the
+    /// acknowledged, then closes and tells the sidecar (once it knows the channel). `token` (if any) is settled once the
     /// channel is closed, however that comes about.
     pub fn close(
         &mut self,
@@ -458,11 +478,22 @@ impl Channel {
         now: Instant,
     ) {
         self.clear();
+        // Not known to the sidecar yet (its dc.create unanswered or not even sent): nothing
+        // to close there now.
+        if self.created {
+            self.tell_closed(ctx, out, now);
+        } else {
+            self.close_after_create = true;
+        }
+        self.finish_close(ctx, out);
+    }
+
+    /// `dc.close` to the sidecar, whose own `dc.close` event for it is then expected.
+    fn tell_closed(&self, ctx: &mut ChannelContext<'_>, out: &mut SessionOutput, now: Instant) {
         let request = Request::new("dc.close", ctx.pc_id, &self.label, &[]);
         out.outbox
             .send(request, RequestKind::ChannelClose(self.id), now);
         ctx.registry.expect_stale_close(&self.label, now);
-        self.finish_close(ctx, out);
     }
 
     /// A sidecar event for this channel. The sidecar's own `dc.bufferedamountlow` (while

@@ -5,7 +5,7 @@
 mod calls;
 mod closing;
 
-use crate::core::channel::{Channel, ChannelContext};
+use crate::core::channel::{Channel, ChannelContext, ReadyState};
 use crate::core::connection_call::ConnectionCall;
 use crate::core::events::{ChannelId, ConnectionEvent, ConnectionId, Event, Object, SettleToken};
 use crate::core::output::SessionOutput;
@@ -74,6 +74,7 @@ macro_rules! context {
     ($conn:expr) => {
         ChannelContext {
             pc_id: &$conn.pc_id,
+            closing: $conn.closing,
             budget: &mut $conn.budget,
             max_buffered: $conn.max_buffered,
             registry: &mut $conn.registry,
@@ -252,6 +253,8 @@ impl Connection {
         // after createDataChannel() must include the channel.
         for id in std::mem::take(&mut self.awaiting_channels) {
             self.with_channel(channels, id, |channel, ctx| match &result {
+                // One closed meanwhile is never created.
+                Ok(()) if channel.ready_state() == ReadyState::Closed => {}
                 Ok(()) => channel.create_on_sidecar(ctx, out, now),
                 Err(e) => channel.fail(ctx, out, e.clone()),
             });

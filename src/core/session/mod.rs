@@ -25,6 +25,9 @@ pub struct Session {
     by_pc_id: HashMap<String, ConnectionId>,
     /// Connections whose close() waits for their channels.
     draining: BTreeSet<ConnectionId>,
+    /// Channels JavaScript let go of that still owe the sidecar their `dc.close`: kept until
+    /// their `dc.create` is answered.
+    forgotten: BTreeSet<ChannelId>,
     out: SessionOutput,
     /// Whether sidecar events are also handed out raw (someone listens on the PionIpc).
     raw_events: bool,
@@ -38,6 +41,7 @@ impl Session {
             channels: HashMap::new(),
             by_pc_id: HashMap::new(),
             draining: BTreeSet::new(),
+            forgotten: BTreeSet::new(),
             out: SessionOutput::new(timeout),
             raw_events: false,
         }
@@ -253,11 +257,16 @@ impl Session {
         self.finish_input(now);
     }
 
-    /// JavaScript let go of `object`: its state is no longer kept.
+    /// JavaScript let go of `object`: its state is no longer kept (a channel that still owes
+    /// the sidecar its `dc.close` is kept until its `dc.create` is answered).
     pub fn forget(&mut self, object: Object) {
         match object {
             Object::Channel(id) => {
-                self.channels.remove(&id);
+                if self.channels.get(&id).is_some_and(Channel::owes_close) {
+                    self.forgotten.insert(id);
+                } else {
+                    self.channels.remove(&id);
+                }
             }
             Object::Connection(id) => {
                 if self

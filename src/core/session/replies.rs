@@ -163,6 +163,9 @@ impl Session {
                 if pump == Some(true) {
                     self.pump_owner(channel, now);
                 }
+                if self.forgotten.remove(&channel) {
+                    self.channels.remove(&channel);
+                }
             }
             RequestKind::ChannelClose(_) => {}
             RequestKind::Ack {

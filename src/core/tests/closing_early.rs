@@ -4,13 +4,25 @@
 //! connection whose `pc.create` is unanswered are a closed namesake's and are dropped.
 
 use super::sidecar::{create_payload, Sidecar};
-use crate::core::{ConnectionEvent, ConnectionId, Event, Object, Outcome, CLOSE_DRAIN_LIMIT};
+use crate::core::{
+    ConnectionEvent, ConnectionId, Event, Object, Outcome, ReadyState, CLOSE_DRAIN_LIMIT,
+};
 use std::time::Duration;
 
 /// A connection whose `pc.create` is written and not answered.
 fn unanswered(s: &mut Sidecar, pc_id: &str) -> ConnectionId {
     s.session
         .create_connection(pc_id.into(), Ok(create_payload(pc_id)), None, s.now)
+}
+
+fn settled(events: &[Event]) -> Vec<crate::core::SettleToken> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Settle(token, Ok(Outcome::Unit)) => Some(*token),
+            _ => None,
+        })
+        .collect()
 }
 
 #[test]
@@ -84,5 +96,127 @@ fn close_before_a_refused_pc_create_settles_without_pc_close() {
             Event::Settle(token, Ok(Outcome::Unit)),
         ]),
         "{events:?}"
+    );
+}
+
+#[test]
+fn close_before_pc_create_never_creates_its_waiting_channel() {
+    let mut s = Sidecar::new();
+    let pc = unanswered(&mut s, "p");
+    let ch = s
+        .session
+        .create_channel(pc, "a".into(), true, s.now)
+        .unwrap();
+    let token = s.token();
+    s.session.close_connection(pc, token, s.now);
+    assert_eq!(
+        s.session.channel(ch).unwrap().ready_state(),
+        ReadyState::Closed
+    );
+    assert!(!settled(&s.events()).contains(&token));
+    assert_eq!(
+        s.waiting(),
+        ["pc.create"],
+        "no dc.close for an unknown channel"
+    );
+    s.answer_first("pc.create", &[]);
+    assert_eq!(
+        s.waiting(),
+        ["pc.close"],
+        "no dc.create for a closed channel"
+    );
+    s.answer_first("pc.close", &[]);
+    assert_eq!(settled(&s.events()), [token]);
+}
+
+#[test]
+fn a_channel_closed_while_pc_create_is_unanswered_is_never_created() {
+    let mut s = Sidecar::new();
+    let pc = unanswered(&mut s, "p");
+    let ch = s
+        .session
+        .create_channel(pc, "a".into(), true, s.now)
+        .unwrap();
+    let token = s.token();
+    s.session.close_channel(ch, token, s.now);
+    assert_eq!(settled(&s.events()), [token], "closed at once");
+    assert_eq!(
+        s.waiting(),
+        ["pc.create"],
+        "no dc.close for an unknown channel"
+    );
+    s.answer_first("pc.create", &[]);
+    assert!(s.waiting().is_empty(), "no dc.create for a closed channel");
+}
+
+#[test]
+fn a_channel_closed_while_dc_create_is_unanswered_is_closed_once_it_is_answered() {
+    let mut s = Sidecar::new();
+    let pc = s.connection("p");
+    let ch = s
+        .session
+        .create_channel(pc, "a".into(), true, s.now)
+        .unwrap();
+    let token = s.token();
+    s.session.close_channel(ch, token, s.now);
+    assert_eq!(settled(&s.events()), [token], "closed at once");
+    // JavaScript may let go of it at once: the sidecar must still hear of it.
+    s.session.forget(Object::Channel(ch));
+    assert_eq!(
+        s.waiting(),
+        ["dc.create"],
+        "no dc.close before dc.create is answered"
+    );
+    s.answer_first("dc.create", &[]);
+    assert_eq!(s.waiting(), ["dc.close"]);
+    assert!(s.events().is_empty());
+    // the sidecar's own dc.close of it spares a new channel of that label
+    let new = s.open_channel(pc, "a");
+    s.event("p", "a", "dc.close", &[]);
+    assert_eq!(
+        s.session.channel(new).unwrap().ready_state(),
+        ReadyState::Open
+    );
+    s.answer_first("dc.close", &[]);
+    assert_eq!(s.log.iter().filter(|r| r.method == "dc.close").count(), 1);
+}
+
+#[test]
+fn a_channel_whose_dc_create_fails_after_close_is_not_closed_on_the_sidecar() {
+    let mut s = Sidecar::new();
+    let pc = s.connection("p");
+    let ch = s
+        .session
+        .create_channel(pc, "a".into(), true, s.now)
+        .unwrap();
+    let token = s.token();
+    s.session.close_channel(ch, token, s.now);
+    s.events();
+    let create = s.take("dc.create");
+    s.refuse(&create, "no");
+    assert!(s.waiting().is_empty());
+    assert!(
+        s.events_no_log().is_empty(),
+        "no error for a closed channel"
+    );
+}
+
+#[test]
+fn a_closing_connection_sends_no_dc_close_for_a_channel_answered_late() {
+    let mut s = Sidecar::new();
+    let pc = s.connection("p");
+    let ch = s
+        .session
+        .create_channel(pc, "a".into(), true, s.now)
+        .unwrap();
+    let (first, second) = (s.token(), s.token());
+    s.session.close_channel(ch, first, s.now);
+    s.session.close_connection(pc, second, s.now);
+    assert_eq!(s.waiting(), ["dc.create", "pc.close"]);
+    s.answer_first("dc.create", &[]);
+    assert_eq!(
+        s.waiting(),
+        ["pc.close"],
+        "pc.close takes the channel with it"
     );
 }
