@@ -303,7 +303,9 @@ impl Connection {
         frame: &Frame,
         now: Instant,
     ) {
-        if !self.listening {
+        // Nothing is this connection's before its pc.create is answered: an event for its
+        // pcId then is a closed namesake's last word (PROTOCOL.md, traps 5 and 12).
+        if !self.listening || self.created.is_none() {
             return;
         }
         let header = &frame.header;

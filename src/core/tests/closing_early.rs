@@ -3,7 +3,7 @@
 //! is never created there, or closed once its `dc.create` is answered; events for a
 //! connection whose `pc.create` is unanswered are a closed namesake's and are dropped.
 
-use super::sidecar::{create_payload, Sidecar};
+use super::sidecar::{create_payload, state_change, Sidecar};
 use crate::core::{
     ConnectionEvent, ConnectionId, Event, Object, Outcome, ReadyState, CLOSE_DRAIN_LIMIT,
 };
@@ -219,4 +219,51 @@ fn a_closing_connection_sends_no_dc_close_for_a_channel_answered_late() {
         ["pc.close"],
         "pc.close takes the channel with it"
     );
+}
+
+#[test]
+fn events_before_pc_create_is_answered_are_dropped() {
+    let mut s = Sidecar::new();
+    let pc = unanswered(&mut s, "p");
+    s.events();
+    s.event("p", "", "pc.statechange", &state_change("closed", "closed"));
+    s.event("p", "x", "pc.datachannel", &[]);
+    s.event(
+        "p",
+        "",
+        "pc.icegatheringstatechange",
+        &super::sidecar::map(&[]),
+    );
+    assert!(s.events().is_empty());
+    let conn = s.session.connection(pc).unwrap();
+    assert_eq!(
+        (conn.connection_state(), conn.ice_connection_state()),
+        ("new", "new")
+    );
+    s.answer_first("pc.create", &[]);
+    s.event("p", "", "pc.statechange", &state_change("connecting", ""));
+    assert_eq!(
+        s.events(),
+        [Event::Connection(
+            pc,
+            ConnectionEvent::ConnectionStateChange
+        )]
+    );
+}
+
+#[test]
+fn a_new_connection_does_not_get_the_last_events_of_its_closed_namesake() {
+    let mut s = Sidecar::new();
+    let old = s.connection("p");
+    let token = s.token();
+    s.session.close_connection(old, token, s.now);
+    s.answer_first("pc.close", &[]);
+    let new = unanswered(&mut s, "p");
+    s.events();
+    // the old peer's last word, after the new one's pc.create was written
+    s.event("p", "", "pc.statechange", &state_change("closed", "closed"));
+    assert!(s.events().is_empty());
+    assert_eq!(s.session.connection(new).unwrap().connection_state(), "new");
+    s.answer_first("pc.create", &[]);
+    assert_eq!(s.session.connection(new).unwrap().connection_state(), "new");
 }
