@@ -267,3 +267,20 @@ fn a_new_connection_does_not_get_the_last_events_of_its_closed_namesake() {
     s.answer_first("pc.create", &[]);
     assert_eq!(s.session.connection(new).unwrap().connection_state(), "new");
 }
+
+#[test]
+fn a_second_channel_close_during_a_drain_settles_with_the_first_at_the_limit() {
+    let mut s = Sidecar::new();
+    let pc = s.connection("p");
+    let ch = s.open_channel(pc, "a");
+    for _ in 0..130 {
+        s.send(ch, 1);
+    }
+    let (first, second) = (s.token(), s.token());
+    s.session.close_channel(ch, first, s.now);
+    s.advance(Duration::from_secs(2));
+    s.session.close_channel(ch, second, s.now);
+    s.events();
+    s.advance(CLOSE_DRAIN_LIMIT - Duration::from_secs(2));
+    assert_eq!(settled(&s.events_no_log()), [first, second]);
+}

@@ -1,16 +1,19 @@
 //! Property tests: random orders of commands, answers, sidecar events and time, then the
 //! sidecar's end. After every step the invariants hold: no message on a channel that did
 //! not open, 'closed' is final, bufferedAmount is exactly the model's (never below zero)
-//! and 0 when connecting or closed, and every settle token is settled exactly once.
+//! and 0 when connecting or closed, and every settle token is settled exactly once. What goes
+//! to the sidecar is checked too: no `dc.create` for a closed channel, no `dc.close` for a
+//! channel the sidecar never knew, no `pc.close` before `pc.create` succeeded, and a
+//! `pc.close` as soon as a `pc.create` the close waited for succeeds.
 
 use super::sidecar::{amount, create_payload, map, state_change, Sent, Sidecar, TIMEOUT};
 use crate::core::{
     ChannelEvent, ChannelId, ConnectionCall, ConnectionEvent, ConnectionId, Event, ReadyState,
-    SettleToken,
+    SettleToken, CLOSE_DRAIN_LIMIT,
 };
 use proptest::prelude::*;
 use rmpv::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 const PC_IDS: [&str; 2] = ["p0", "p1"];
@@ -118,6 +121,15 @@ struct Run {
     issued: Vec<SettleToken>,
     settled: HashMap<SettleToken, usize>,
     closed_connections: Vec<ConnectionId>,
+    /// (pcId, label) pairs the sidecar has known: a `dc.create` answered ok, or announced.
+    sidecar_knows: HashSet<(String, String)>,
+    /// pcIds whose `pc.create` was answered ok.
+    created: HashSet<String>,
+    /// Connections close() was called on.
+    close_called: HashSet<ConnectionId>,
+    /// When a connection close() was called on turned 'closed' (its wait for `pc.create`
+    /// began then, if that was unanswered).
+    closed_at: HashMap<ConnectionId, Instant>,
 }
 
 impl Run {
@@ -141,6 +153,10 @@ impl Run {
             issued: Vec::new(),
             settled: HashMap::new(),
             closed_connections: Vec::new(),
+            sidecar_knows: HashSet::new(),
+            created: HashSet::new(),
+            close_called: HashSet::new(),
+            closed_at: HashMap::new(),
         };
         run.after_step();
         run
@@ -196,6 +212,32 @@ impl Run {
         }
     }
 
+    /// What the sidecar knows after `request` succeeded; a close that waited for this
+    /// `pc.create` (and not for longer than the drain limit) sends `pc.close` at once.
+    fn answered_ok(&mut self, request: &Sent, now: Instant) {
+        let key = (request.pc_id.clone(), request.dc_label.clone());
+        match request.method.as_str() {
+            "dc.create" => {
+                self.sidecar_knows.insert(key);
+            }
+            "pc.create" => {
+                self.created.insert(request.pc_id.clone());
+                let at = PC_IDS.iter().position(|id| *id == request.pc_id).unwrap();
+                let waited = self.closed_at.get(&self.conns[at]);
+                if waited.is_some_and(|t| now < *t + CLOSE_DRAIN_LIMIT) {
+                    self.read_requests();
+                    assert!(
+                        self.requests
+                            .iter()
+                            .any(|(r, ..)| r.method == "pc.close" && r.pc_id == request.pc_id),
+                        "pc.close once the pc.create a close waited for succeeded"
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn step(&mut self, op: Op) {
         let now = self.s.now;
         match op {
@@ -227,6 +269,7 @@ impl Run {
                 self.s.session.close_channel(id, token, now);
             }
             Op::CloseConnection { conn } => {
+                self.close_called.insert(self.conns[conn]);
                 let token = self.token();
                 self.s
                     .session
@@ -251,6 +294,10 @@ impl Run {
             Op::SidecarEvent { conn, label, kind } => {
                 let event = CHANNEL_EVENTS[kind];
                 let label = LABELS[label];
+                if event == "pc.datachannel" {
+                    self.sidecar_knows
+                        .insert((PC_IDS[conn].to_owned(), label.to_owned()));
+                }
                 self.s.event_with(PC_IDS[conn], label, event, true, b"m");
             }
             Op::StateChange { conn, state, ice } => {
@@ -275,6 +322,7 @@ impl Run {
                 if ok {
                     self.s.answer(&request, &payload);
                     self.answered(&request, from, Some(&payload));
+                    self.answered_ok(&request, now);
                 } else {
                     self.s.refuse(&request, "boom");
                     self.answered(&request, from, None);
@@ -300,6 +348,7 @@ impl Run {
             }
             self.s.session.handle_timeout(at);
             self.read_requests();
+            self.note_closes(at);
         }
         self.s.now = end;
     }
@@ -309,18 +358,45 @@ impl Run {
         self.s.read_stdin();
         let deadline = self.s.now + TIMEOUT;
         while let Some(request) = self.s.requests.pop_front() {
+            let key = (request.pc_id.clone(), request.dc_label.clone());
             let from = self
                 .newest
-                .get(&(request.pc_id.clone(), request.dc_label.clone()))
+                .get(&key)
                 .copied()
                 .filter(|_| !request.dc_label.is_empty());
+            match request.method.as_str() {
+                "dc.create" => {
+                    let closed = from.is_some_and(|id| self.models[&id].closed_state);
+                    assert!(!closed, "dc.create for a closed channel: {key:?}");
+                }
+                "dc.close" => assert!(
+                    self.sidecar_knows.contains(&key),
+                    "dc.close for a channel the sidecar never knew: {key:?}"
+                ),
+                "pc.close" => assert!(
+                    self.created.contains(&request.pc_id),
+                    "pc.close before pc.create succeeded: {key:?}"
+                ),
+                _ => {}
+            }
             self.requests.push((request, from, deadline));
+        }
+    }
+
+    /// Notes when each connection close() was called on turned 'closed'.
+    fn note_closes(&mut self, at: Instant) {
+        for &pc in &self.conns {
+            let closed = self.s.session.connection(pc).unwrap().connection_state() == "closed";
+            if closed && self.close_called.contains(&pc) {
+                self.closed_at.entry(pc).or_insert(at);
+            }
         }
     }
 
     /// Reads what was written, takes the events and checks every invariant.
     fn after_step(&mut self) {
         self.read_requests();
+        self.note_closes(self.s.now);
         while let Some(event) = self.s.session.poll_event() {
             self.check_event(event);
         }
