@@ -66,12 +66,19 @@ impl Router {
     /// thread: a `dc.bufferedamountlow` asks the sidecar for the channel's buffered amount at
     /// once, so the answer (and with it `bufferedamountlow`) does not first wait for the
     /// JavaScript thread. Returns true when the event needs no routing of its own afterwards.
+    ///
+    /// Here, in stream order, an event for a connection whose `pc.create` is still unanswered
+    /// is dropped: nothing is that connection's yet, so it is a closed namesake's last word
+    /// (PROTOCOL.md, traps 5 and 12), and routed later it would look like the new one's.
     pub fn early(&self, frame: &Frame) -> bool {
         let header = &frame.header;
+        let peer = self.peer(&header.pc_id);
+        if peer.as_ref().is_some_and(|p| p.created.borrow().is_none()) {
+            return true;
+        }
         if header.event != "dc.bufferedamountlow" {
             return false;
         }
-        let peer = self.peer(&header.pc_id);
         if let Some(channel) = peer.and_then(|peer| peer.listening_channel(&header.dc_label)) {
             channel.on_event(&header.event, header.is_binary, &frame.payload);
         }
@@ -617,11 +624,6 @@ impl Peer {
         let header = &frame.header;
         let payload = &frame.payload;
         if !self.state.lock().unwrap().listening {
-            return;
-        }
-        // Nothing is this connection's before its pc.create is answered: an event for its id
-        // then is a closed namesake's last word (PROTOCOL.md, traps 5 and 12).
-        if self.created.borrow().is_none() {
             return;
         }
         match header.event.as_str() {
