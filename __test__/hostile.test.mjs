@@ -464,6 +464,34 @@ describe('closing early', () => {
     }
   })
 
+  for (const reader of ['loop', 'thread']) {
+    test(`an id can be taken again right after close(): the closed connection's last events do not close the new one (${reader} reader, 40 times)`, async () => {
+      const before = process.env.PION_NODE_RS_READER
+      process.env.PION_NODE_RS_READER = reader
+      const own = new PionIpc({ logger: () => {} })
+      try {
+        await own.start()
+      } finally {
+        if (before === undefined) delete process.env.PION_NODE_RS_READER
+        else process.env.PION_NODE_RS_READER = before
+      }
+      try {
+        for (let i = 0; i < 40; i++) {
+          const pc = new RTCPeerConnection({ _ipc: own, _pcId: `reused-${i}` })
+          pc.createDataChannel('x')
+          await withTimeout(pc.close(), 10000, 'close()')
+          const again = new RTCPeerConnection({ _ipc: own, _pcId: `reused-${i}` })
+          await withTimeout(again.createOffer(), 5000, `createOffer of the new reused-${i}`)
+          await sleep(5)
+          assert.notEqual(again.connectionState, 'closed', `round ${i}`)
+          await again.close()
+        }
+      } finally {
+        await own.stop()
+      }
+    })
+  }
+
   test('a second channel.close() during a drain resolves with the first, not at the drain limit', async () => {
     const { a, b, dcA } = await connectPair(ipc, { label: 'close-twice' })
     try {

@@ -33,6 +33,10 @@ pub const MAX_LABEL_BYTES: usize = 8180;
 pub struct Router {
     sink: Arc<dyn NoticeSink>,
     peers: Mutex<HashMap<String, Arc<Peer>>>,
+    /// Ids whose connection we closed on the sidecar, and when: its last events (a 'closed'
+    /// state, PROTOCOL.md traps 5 and 12) may still come, and must not close a new
+    /// connection that took the id meanwhile.
+    closed_ids: Mutex<HashMap<String, Instant>>,
     /// Whether sidecar events are also re-emitted raw on the PionIpc (someone listens).
     pub raw_events: AtomicBool,
 }
@@ -42,8 +46,23 @@ impl Router {
         Arc::new(Router {
             sink,
             peers: Mutex::new(HashMap::new()),
+            closed_ids: Mutex::new(HashMap::new()),
             raw_events: AtomicBool::new(false),
         })
+    }
+
+    /// `pc_id`'s connection was closed on the sidecar just now.
+    fn note_closed(&self, pc_id: &str) {
+        let mut ids = self.closed_ids.lock().unwrap();
+        ids.retain(|_, at| at.elapsed() < STALE_CLOSE_WINDOW);
+        ids.insert(pc_id.to_owned(), Instant::now());
+    }
+
+    /// Whether a connection of this id was closed on the sidecar within the stale window.
+    fn closed_lately(&self, pc_id: &str) -> bool {
+        let ids = self.closed_ids.lock().unwrap();
+        ids.get(pc_id)
+            .is_some_and(|at| at.elapsed() < STALE_CLOSE_WINDOW)
     }
 
     pub fn sink(&self) -> &Arc<dyn NoticeSink> {
@@ -288,6 +307,13 @@ impl Peer {
     /// `limit` bytes (as browsers refuse one over their buffer). Unlimited by default.
     pub fn set_max_buffered_amount(&self, limit: u64) {
         self.max_buffered.store(limit, Ordering::Relaxed);
+    }
+
+    /// A 'closed' the sidecar reports now, while close() was not called here, is most likely
+    /// the last word of a connection of the same id that we closed a moment ago: it is not
+    /// taken (an empty state is never a change).
+    fn namesake_closed(&self) -> bool {
+        !self.is_closing() && self.router.closed_lately(&self.pc_id)
     }
 
     /// close() was called on the connection.
@@ -578,6 +604,7 @@ impl Peer {
         if let (true, Some(sidecar)) = (created, &self.sidecar) {
             if !sidecar.has_exited() {
                 let _ = sidecar.call("pc.close", &self.pc_id, "", false, &[]).await;
+                self.router.note_closed(&self.pc_id);
             }
         }
         self.emit(Emit::Release(self.id));
@@ -632,11 +659,21 @@ impl Peer {
                 Err(e) => self.log(format!("bad pc.icecandidate payload: {e}")),
             },
             "pc.statechange" => {
-                let change: StateChange = messages::decode(payload).unwrap_or_default();
+                let mut change: StateChange = messages::decode(payload).unwrap_or_default();
+                if self.namesake_closed() {
+                    for state in [&mut change.conn_state, &mut change.ice_state] {
+                        if state == "closed" {
+                            state.clear();
+                        }
+                    }
+                }
                 self.on_state_change(change);
             }
             "pc.icegatheringstatechange" | "pc.signalingstatechange" => {
-                let State { state: value } = messages::decode(payload).unwrap_or_default();
+                let State { state: mut value } = messages::decode(payload).unwrap_or_default();
+                if value == "closed" && self.namesake_closed() {
+                    value.clear();
+                }
                 let gathering = header.event == "pc.icegatheringstatechange";
                 let changed = {
                     let mut state = self.state.lock().unwrap();
