@@ -3,6 +3,7 @@
 
 mod buffered_amount;
 mod candidate_hold;
+mod candidate_shapes;
 mod channel_state;
 mod closing;
 mod closing_early;
