@@ -27,6 +27,9 @@
 //!   held is held behind them (all candidates, then the end of gathering): that wait is
 //!   bounded by the timeout, so nothing can wait on it for ever.
 //!
+//! The `iceGatheringState` getter is the sidecar's at once, held event or not: an
+//! application that polls it instead of listening never waits on the hold either.
+//!
 //! Why no application shape deadlocks, since nothing the remote needs to answer is held:
 //! - trickle at once: the answer and the answerer's candidates do not depend on the
 //!   offerer's candidates; the first acknowledged one (or the timeout) releases them;

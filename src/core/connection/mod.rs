@@ -1,6 +1,9 @@
 //! RTCPeerConnection's state machine: its creation, the four states and their late events
 //! (PROTOCOL.md, trap 5), its channels, the calls that wait for `pc.create`, failure and
-//! close.
+//! close; the offerer's candidate hold (`hold.rs`, issue 15) and the local description
+//! with its gathered candidates (`local_description.rs`, trap 16). `hold.rs` and
+//! `local_description.rs` hold plain state and import nothing of this module;
+//! `signals.rs`, `calls.rs` and `closing.rs` add methods to [`Connection`].
 
 mod calls;
 mod closing;
