@@ -37,6 +37,7 @@ pub mod supervisor;
 mod tests;
 
 pub use channel::{Channel, ReadyState, CLOSE_DRAIN_LIMIT, MAX_MESSAGE_SIZE};
+pub use connection::hold::{CandidateHold, ConnectionOptions, DEFAULT_CANDIDATE_HOLD};
 pub use connection::{Connection, MAX_LABEL_BYTES};
 pub use connection_call::ConnectionCall;
 pub use events::{

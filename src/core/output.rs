@@ -19,6 +19,11 @@ pub enum Timer {
     /// A closed connection has waited
     /// [`CLOSE_DRAIN_LIMIT`](super::channel::CLOSE_DRAIN_LIMIT) for its `pc.create` answer.
     CreateWait(ConnectionId),
+    /// An offerer's candidate hold has waited its timeout since the answer was applied.
+    CandidateHold {
+        connection: ConnectionId,
+        generation: u64,
+    },
 }
 
 /// Timers by deadline. A timer is never cancelled: when it fires, its channel or connection checks

@@ -79,6 +79,24 @@ pub enum RequestKind {
         token: SettleToken,
         answer: Answer,
     },
+    /// A signalling call whose answer also moves its connection's candidate hold and local
+    /// description; its promise settles with nothing.
+    Signal {
+        connection: ConnectionId,
+        token: SettleToken,
+        signal: Signal,
+    },
+}
+
+/// What a signalling call was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signal {
+    /// `setLocalDescription({ type: kind, sdp })`.
+    Local { kind: String, sdp: String },
+    /// `setRemoteDescription` of an answer; `candidates`: its SDP has `a=candidate` lines.
+    RemoteAnswer { candidates: bool },
+    /// `addIceCandidate` of a UDP candidate that is not an mDNS name.
+    RemoteCandidate,
 }
 
 #[derive(Debug)]

@@ -49,9 +49,16 @@ impl Connection {
             return;
         }
         let payload = call.payload();
-        let kind = RequestKind::Settle {
-            token,
-            answer: call.answer(),
+        let kind = match self.signal_sent(&call) {
+            Some(signal) => RequestKind::Signal {
+                connection: self.id,
+                token,
+                signal,
+            },
+            None => RequestKind::Settle {
+                token,
+                answer: call.answer(),
+            },
         };
         let request = Request::new(call.method(), &self.pc_id, "", &payload);
         out.outbox.send(request, kind, now);

@@ -33,6 +33,7 @@ impl Connection {
             CloseStage::NotClosing => {}
         }
         self.closing = true;
+        self.gate.drop_held();
         self.close_stage = CloseStage::Draining;
         self.close_waiters.push(token);
         let live = self.registry.live();

@@ -1,9 +1,15 @@
 //! RTCPeerConnection's state machine: its creation, the four states and their late events
 //! (PROTOCOL.md, trap 5), its channels, the calls that wait for `pc.create`, failure and
-//! close.
+//! close; the offerer's candidate hold (`hold.rs`, issue 15) and the local description
+//! with its gathered candidates (`local_description.rs`, trap 16). `hold.rs` and
+//! `local_description.rs` hold plain state and import nothing of this module;
+//! `signals.rs`, `calls.rs` and `closing.rs` add methods to [`Connection`].
 
 mod calls;
 mod closing;
+pub mod hold;
+mod local_description;
+mod signals;
 
 use crate::core::channel::{Channel, ChannelContext, ReadyState};
 use crate::core::connection_call::ConnectionCall;
@@ -15,6 +21,8 @@ use crate::protocol::messages::{
     self, CandidatePair, DataChannelAnnounce, IceCandidate, State, StateChange,
 };
 use crate::protocol::Frame;
+use hold::{CandidateGate, ConnectionOptions};
+use local_description::LocalDescription;
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
@@ -67,6 +75,9 @@ pub struct Connection {
     registry: ChannelRegistry,
     close_stage: CloseStage,
     close_waiters: Vec<SettleToken>,
+    /// The offerer's candidate hold (issue 15).
+    gate: CandidateGate,
+    local: LocalDescription,
 }
 
 /// The context a channel of `$conn` needs, borrowed from its fields.
@@ -83,7 +94,7 @@ macro_rules! context {
 }
 
 impl Connection {
-    pub(crate) fn new(id: ConnectionId, pc_id: String, max_buffered: Option<u64>) -> Self {
+    pub(crate) fn new(id: ConnectionId, pc_id: String, options: ConnectionOptions) -> Self {
         Connection {
             id,
             pc_id,
@@ -99,10 +110,12 @@ impl Connection {
             awaiting_channels: Vec::new(),
             awaiting_calls: VecDeque::new(),
             budget: SendBudget::default(),
-            max_buffered: max_buffered.unwrap_or(u64::MAX),
+            max_buffered: options.max_buffered.unwrap_or(u64::MAX),
             registry: ChannelRegistry::default(),
             close_stage: CloseStage::NotClosing,
             close_waiters: Vec::new(),
+            gate: CandidateGate::new(options.candidate_hold),
+            local: LocalDescription::default(),
         }
     }
 
@@ -274,6 +287,7 @@ impl Connection {
             return;
         }
         self.close_channels(channels, out);
+        self.gate.drop_held();
         self.connection = "failed".into();
         self.ice_connection = "failed".into();
         let id = self.id;
@@ -313,10 +327,11 @@ impl Connection {
         let id = self.id;
         match header.event.as_str() {
             "pc.icecandidate" => match messages::decode::<IceCandidate>(payload) {
-                Ok(candidate) => out.emit(Event::Connection(
-                    id,
-                    ConnectionEvent::IceCandidate(candidate),
-                )),
+                Ok(candidate) => {
+                    self.local.on_candidate(&candidate);
+                    let event = ConnectionEvent::IceCandidate(candidate);
+                    self.gate.candidate(id, out, event);
+                }
                 Err(e) => out.log(format!("bad pc.icecandidate payload: {e}")),
             },
             "pc.statechange" => {
@@ -333,12 +348,12 @@ impl Connection {
                 };
                 if !value.is_empty() && *slot != value {
                     *slot = value;
-                    let event = if gathering {
-                        ConnectionEvent::IceGatheringStateChange
+                    if gathering {
+                        self.local.on_gathering(&self.ice_gathering);
+                        self.gate.gathering(id, out);
                     } else {
-                        ConnectionEvent::SignalingStateChange
-                    };
-                    out.emit(Event::Connection(id, event));
+                        out.emit(Event::Connection(id, ConnectionEvent::SignalingStateChange));
+                    }
                 }
             }
             "pc.selectedcandidatepairchange" => match messages::decode::<CandidatePair>(payload) {

@@ -7,6 +7,7 @@
 mod replies;
 
 use super::channel::{Channel, ReadyState};
+use super::connection::hold::ConnectionOptions;
 use super::connection::{Channels, CloseStage, Connection};
 use super::connection_call::ConnectionCall;
 use super::events::{ChannelId, ConnectionId, Event, Object, Queued, SettleToken};
@@ -103,16 +104,17 @@ impl Session {
     }
 
     /// `new RTCPeerConnection()`: `pc.create` goes out at once with `create` (its encoded
-    /// payload, or the reason the connection fails instead: bad options, no `_ipc`).
+    /// payload, or the reason the connection fails instead: bad options, no `_ipc`) and
+    /// the `options` the core keeps.
     pub fn create_connection(
         &mut self,
         pc_id: String,
         create: Result<Vec<u8>, Error>,
-        max_buffered: Option<u64>,
+        options: ConnectionOptions,
         now: Instant,
     ) -> ConnectionId {
         let id = ConnectionId(self.out.next_object_id());
-        let mut connection = Connection::new(id, pc_id.clone(), max_buffered);
+        let mut connection = Connection::new(id, pc_id.clone(), options);
         let refusal = match create {
             Err(e) => Err(e),
             Ok(_) if self.is_gone() => Err(Error::NotStarted),

@@ -3,7 +3,7 @@
 
 use super::Session;
 use crate::core::channel::FIRST_POLL;
-use crate::core::events::Event;
+use crate::core::events::{Event, Outcome};
 use crate::core::output::Timer;
 use crate::core::pending::RequestKind;
 use crate::error::Error;
@@ -87,6 +87,14 @@ impl Session {
                 Timer::CreateWait(connection) => {
                     if let Some(conn) = self.connections.get_mut(&connection) {
                         conn.on_create_wait_timer(&mut self.out);
+                    }
+                }
+                Timer::CandidateHold {
+                    connection,
+                    generation,
+                } => {
+                    if let Some(conn) = self.connections.get_mut(&connection) {
+                        conn.on_hold_timer(&mut self.out, generation);
                     }
                 }
             }
@@ -195,6 +203,18 @@ impl Session {
                 self.with_channel(channel, |ch, ctx, out| {
                     ch.on_threshold_reply(ctx, out, reply)
                 });
+            }
+            RequestKind::Signal {
+                connection,
+                token,
+                signal,
+            } => {
+                let ok = reply.is_ok();
+                self.out
+                    .emit(Event::Settle(token, reply.map(|_| Outcome::Unit)));
+                if let Some(conn) = self.connections.get_mut(&connection) {
+                    conn.on_signal_reply(&mut self.out, signal, ok, now);
+                }
             }
             RequestKind::Settle { token, answer } => {
                 let outcome = reply.and_then(|frame| answer.read(method, frame));

@@ -269,9 +269,15 @@ fn messages_over_65535_bytes_are_refused_and_not_counted() {
 #[test]
 fn the_opt_in_max_buffered_amount_refuses_with_an_operation_error() {
     let mut s = Sidecar::new();
-    let pc = s
-        .session
-        .create_connection("p".into(), Ok(create_payload("p")), Some(100), s.now);
+    let pc = s.session.create_connection(
+        "p".into(),
+        Ok(create_payload("p")),
+        crate::core::ConnectionOptions {
+            max_buffered: Some(100),
+            ..Default::default()
+        },
+        s.now,
+    );
     s.answer_first("pc.create", &[]);
     let ch = s.open_channel(pc, "a");
     s.send(ch, 60);

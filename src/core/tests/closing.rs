@@ -219,7 +219,7 @@ fn a_connection_whose_create_failed_closes_without_pc_close() {
     let pc = s.session.create_connection(
         "p".into(),
         Ok(super::sidecar::create_payload("p")),
-        None,
+        Default::default(),
         s.now,
     );
     let create = s.take("pc.create");

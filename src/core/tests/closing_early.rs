@@ -11,8 +11,12 @@ use std::time::Duration;
 
 /// A connection whose `pc.create` is written and not answered.
 fn unanswered(s: &mut Sidecar, pc_id: &str) -> ConnectionId {
-    s.session
-        .create_connection(pc_id.into(), Ok(create_payload(pc_id)), None, s.now)
+    s.session.create_connection(
+        pc_id.into(),
+        Ok(create_payload(pc_id)),
+        Default::default(),
+        s.now,
+    )
 }
 
 fn settled(events: &[Event]) -> Vec<crate::core::SettleToken> {

@@ -120,9 +120,12 @@ fn failed_closes_every_channel_once() {
 fn a_duplicate_pc_id_is_refused_without_touching_the_live_one() {
     let mut s = Sidecar::new();
     let live = s.connection("x");
-    let dup = s
-        .session
-        .create_connection("x".into(), Ok(create_payload("x")), None, s.now);
+    let dup = s.session.create_connection(
+        "x".into(),
+        Ok(create_payload("x")),
+        Default::default(),
+        s.now,
+    );
     assert!(s.waiting().is_empty(), "no second pc.create");
     assert!(s.session.connection(dup).unwrap().creation_failed());
     assert_eq!(s.events(), [Event::Weaken(Object::Connection(dup))]);
@@ -152,9 +155,12 @@ fn a_duplicate_pc_id_is_refused_without_touching_the_live_one() {
 #[test]
 fn calls_wait_for_pc_create_and_waiting_channels_are_created_first() {
     let mut s = Sidecar::new();
-    let pc = s
-        .session
-        .create_connection("p".into(), Ok(create_payload("p")), None, s.now);
+    let pc = s.session.create_connection(
+        "p".into(),
+        Ok(create_payload("p")),
+        Default::default(),
+        s.now,
+    );
     let ch = s
         .session
         .create_channel(pc, "a".into(), false, s.now)
@@ -190,9 +196,12 @@ fn calls_wait_for_pc_create_and_waiting_channels_are_created_first() {
 #[test]
 fn a_refused_create_fails_its_channels_and_calls_and_weakens_it() {
     let mut s = Sidecar::new();
-    let pc = s
-        .session
-        .create_connection("p".into(), Ok(create_payload("p")), None, s.now);
+    let pc = s.session.create_connection(
+        "p".into(),
+        Ok(create_payload("p")),
+        Default::default(),
+        s.now,
+    );
     let ch = s
         .session
         .create_channel(pc, "a".into(), true, s.now)
@@ -225,7 +234,9 @@ fn bad_options_fail_the_connection_before_anything_is_sent() {
     let bad = Err(Error::Range(
         "settings.sctpRtoMax must be a whole number".into(),
     ));
-    let pc = s.session.create_connection("p".into(), bad, None, s.now);
+    let pc = s
+        .session
+        .create_connection("p".into(), bad, Default::default(), s.now);
     assert!(s.waiting().is_empty());
     assert!(s.session.connection(pc).unwrap().creation_failed());
     let token = s.token();

@@ -83,9 +83,12 @@ fn a_crash_fails_every_connection_after_its_channels_closed() {
 #[test]
 fn a_connection_whose_create_is_pending_fails_with_the_sidecar() {
     let mut s = Sidecar::new();
-    let pc = s
-        .session
-        .create_connection("p".into(), Ok(create_payload("p")), None, s.now);
+    let pc = s.session.create_connection(
+        "p".into(),
+        Ok(create_payload("p")),
+        Default::default(),
+        s.now,
+    );
     let ch = s
         .session
         .create_channel(pc, "a".into(), true, s.now)
@@ -168,9 +171,12 @@ fn after_the_crash_new_connections_and_requests_fail_at_once() {
     let old = s.connection("p");
     s.session.sidecar_exited(Some(1), None, s.now);
     s.events();
-    let pc = s
-        .session
-        .create_connection("q".into(), Ok(create_payload("q")), None, s.now);
+    let pc = s.session.create_connection(
+        "q".into(),
+        Ok(create_payload("q")),
+        Default::default(),
+        s.now,
+    );
     assert!(s.session.connection(pc).unwrap().creation_failed());
     let token = s.token();
     s.session

@@ -140,7 +140,7 @@ impl Run {
             .map(|id| {
                 let payload = Ok(create_payload(id));
                 s.session
-                    .create_connection((*id).into(), payload, None, s.now)
+                    .create_connection((*id).into(), payload, Default::default(), s.now)
             })
             .collect();
         let mut run = Run {

@@ -211,9 +211,12 @@ impl Sidecar {
 
     /// A connection whose `pc.create` is answered.
     pub fn connection(&mut self, pc_id: &str) -> ConnectionId {
-        let id =
-            self.session
-                .create_connection(pc_id.into(), Ok(create_payload(pc_id)), None, self.now);
+        let id = self.session.create_connection(
+            pc_id.into(),
+            Ok(create_payload(pc_id)),
+            Default::default(),
+            self.now,
+        );
         self.answer_first("pc.create", &[]);
         id
     }

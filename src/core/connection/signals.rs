@@ -1,0 +1,86 @@
+//! The signalling calls that move the candidate hold and the local description: what is
+//! noted when they go out and what their answers mean (see `hold.rs` for the rule).
+
+use super::hold::{carries_candidates, releases_hold};
+use super::Connection;
+use crate::core::connection_call::ConnectionCall;
+use crate::core::output::SessionOutput;
+use crate::core::pending::Signal;
+use crate::protocol::messages::SessionDescription;
+use std::time::Instant;
+
+impl Connection {
+    /// The signal `call` is, noted as it goes out; `None` for the other calls.
+    pub(super) fn signal_sent(&mut self, call: &ConnectionCall) -> Option<Signal> {
+        match call {
+            ConnectionCall::SetLocalDescription(d) => {
+                self.local.on_sent(&d.sdp);
+                if d.kind == "offer" {
+                    self.gate.on_local_offer();
+                }
+                Some(Signal::Local {
+                    kind: d.kind.clone(),
+                    sdp: d.sdp.clone(),
+                })
+            }
+            ConnectionCall::SetRemoteDescription(d) if d.kind == "answer" => {
+                Some(Signal::RemoteAnswer {
+                    candidates: carries_candidates(&d.sdp),
+                })
+            }
+            ConnectionCall::AddIceCandidate(c) if releases_hold(&c.candidate) => {
+                Some(Signal::RemoteCandidate)
+            }
+            _ => None,
+        }
+    }
+
+    /// The answer to a signalling call (its promise is settled already).
+    pub(crate) fn on_signal_reply(
+        &mut self,
+        out: &mut SessionOutput,
+        signal: Signal,
+        ok: bool,
+        now: Instant,
+    ) {
+        if !self.listening {
+            return;
+        }
+        let id = self.id;
+        match signal {
+            Signal::Local { kind, sdp } => {
+                let offer = kind == "offer";
+                if ok {
+                    self.local.on_set(SessionDescription { kind, sdp });
+                }
+                // A refused offer holds for nothing; an answer set means this side answers.
+                if !ok && offer || ok && !offer {
+                    self.gate.open(id, out);
+                }
+            }
+            Signal::RemoteAnswer { candidates } if ok => {
+                self.gate.on_answer_applied(id, out, candidates, now)
+            }
+            Signal::RemoteCandidate if ok => self.gate.on_remote_candidate(id, out),
+            Signal::RemoteAnswer { .. } | Signal::RemoteCandidate => {}
+        }
+    }
+
+    /// The hold's timeout passed.
+    pub(crate) fn on_hold_timer(&mut self, out: &mut SessionOutput, generation: u64) {
+        if self.listening {
+            self.gate.on_timer(self.id, out, generation);
+        }
+    }
+
+    /// The local description with the candidates gathered for it (PROTOCOL.md, trap 16):
+    /// `None` before a `setLocalDescription` succeeded.
+    pub fn local_description(&self) -> Option<SessionDescription> {
+        self.local.assemble()
+    }
+
+    /// Whether this connection's own candidates are being held now.
+    pub fn holds_candidates(&self) -> bool {
+        self.gate.is_holding()
+    }
+}
