@@ -309,14 +309,18 @@ impl Connection {
         }
     }
 
-    /// A sidecar event for this connection or one of its channels.
+    /// A sidecar event for this connection or one of its channels. `namesake_closed`: a
+    /// connection of this pcId was closed on the sidecar lately, so a 'closed' state now,
+    /// unless this one is closing, is that one's last word and is not taken.
     pub(crate) fn on_event(
         &mut self,
         channels: &mut Channels,
         out: &mut SessionOutput,
         frame: &Frame,
+        namesake_closed: bool,
         now: Instant,
     ) {
+        let stale_closed = namesake_closed && !self.closing;
         // Nothing is this connection's before its pc.create is answered: an event for its
         // pcId then is a closed namesake's last word (PROTOCOL.md, traps 5 and 12).
         if !self.listening || self.created.is_none() {
@@ -335,11 +339,21 @@ impl Connection {
                 Err(e) => out.log(format!("bad pc.icecandidate payload: {e}")),
             },
             "pc.statechange" => {
-                let change: StateChange = messages::decode(payload).unwrap_or_default();
+                let mut change: StateChange = messages::decode(payload).unwrap_or_default();
+                if stale_closed {
+                    for state in [&mut change.conn_state, &mut change.ice_state] {
+                        if state == "closed" {
+                            state.clear();
+                        }
+                    }
+                }
                 self.on_state_change(channels, out, change);
             }
             "pc.icegatheringstatechange" | "pc.signalingstatechange" => {
-                let State { state: value } = messages::decode(payload).unwrap_or_default();
+                let State { state: mut value } = messages::decode(payload).unwrap_or_default();
+                if stale_closed && value == "closed" {
+                    value.clear();
+                }
                 let gathering = header.event == "pc.icegatheringstatechange";
                 let slot = if gathering {
                     &mut self.ice_gathering

@@ -29,6 +29,10 @@ pub struct Session {
     /// Channels JavaScript let go of that still owe the sidecar their `dc.close`: kept until
     /// their `dc.create` is answered.
     forgotten: BTreeSet<ChannelId>,
+    /// pcIds whose connection was closed on the sidecar, and when: its last 'closed' states
+    /// may still come (PROTOCOL.md, traps 5 and 12) and must not close a new connection that
+    /// took the id meanwhile.
+    pub(super) closed_ids: HashMap<String, Instant>,
     out: SessionOutput,
     /// Whether sidecar events are also handed out raw (someone listens on the PionIpc).
     raw_events: bool,
@@ -43,6 +47,7 @@ impl Session {
             by_pc_id: HashMap::new(),
             draining: BTreeSet::new(),
             forgotten: BTreeSet::new(),
+            closed_ids: HashMap::new(),
             out: SessionOutput::new(timeout),
             raw_events: false,
         }

@@ -6,6 +6,7 @@ use crate::core::channel::FIRST_POLL;
 use crate::core::events::{Event, Outcome};
 use crate::core::output::Timer;
 use crate::core::pending::RequestKind;
+use crate::core::registry::STALE_CLOSE_WINDOW;
 use crate::error::Error;
 use crate::protocol::{Frame, FrameType};
 use std::time::Instant;
@@ -27,9 +28,20 @@ impl Session {
             FrameType::Event => {
                 let raw = (self.raw_events && is_sidecar_event(&frame.header.event))
                     .then(|| frame.clone());
-                if let Some(&id) = self.by_pc_id.get(&frame.header.pc_id) {
+                let pc_id = &frame.header.pc_id;
+                let namesake_closed = self
+                    .closed_ids
+                    .get(pc_id)
+                    .is_some_and(|at| now.saturating_duration_since(*at) < STALE_CLOSE_WINDOW);
+                if let Some(&id) = self.by_pc_id.get(pc_id) {
                     if let Some(conn) = self.connections.get_mut(&id) {
-                        conn.on_event(&mut self.channels, &mut self.out, &frame, now);
+                        conn.on_event(
+                            &mut self.channels,
+                            &mut self.out,
+                            &frame,
+                            namesake_closed,
+                            now,
+                        );
                     }
                 }
                 if let Some(frame) = raw {
@@ -162,6 +174,9 @@ impl Session {
             RequestKind::ConnectionClose(id) => {
                 if let Some(conn) = self.connections.get_mut(&id) {
                     conn.on_pc_closed(&mut self.out);
+                    self.closed_ids
+                        .retain(|_, at| now.saturating_duration_since(*at) < STALE_CLOSE_WINDOW);
+                    self.closed_ids.insert(conn.pc_id().to_owned(), now);
                 }
             }
             RequestKind::ChannelCreate(channel) => {

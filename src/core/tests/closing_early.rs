@@ -288,3 +288,57 @@ fn a_second_channel_close_during_a_drain_settles_with_the_first_at_the_limit() {
     s.advance(CLOSE_DRAIN_LIMIT - Duration::from_secs(2));
     assert_eq!(settled(&s.events_no_log()), [first, second]);
 }
+
+/// Closes `pc_id`'s connection on the sidecar and opens a new one with the same id.
+fn reused(s: &mut Sidecar, pc_id: &str) -> ConnectionId {
+    let old = s.connection(pc_id);
+    let token = s.token();
+    s.session.close_connection(old, token, s.now);
+    s.answer_first("pc.close", &[]);
+    s.events();
+    let new = s.connection(pc_id);
+    s.events();
+    new
+}
+
+#[test]
+fn a_reused_id_takes_no_closed_from_the_closed_namesake() {
+    let mut s = Sidecar::new();
+    let pc = reused(&mut s, "p");
+    // the old connection's last words, after the new one's pc.create was answered
+    s.event("p", "", "pc.statechange", &state_change("closed", "closed"));
+    s.event(
+        "p",
+        "",
+        "pc.signalingstatechange",
+        &super::sidecar::map(&[("state", "closed".into())]),
+    );
+    assert!(s.events_no_log().is_empty());
+    let conn = s.session.connection(pc).unwrap();
+    assert_ne!(conn.connection_state(), "closed");
+    assert_ne!(conn.signaling_state(), "closed");
+    // its own states still come through
+    s.event(
+        "p",
+        "",
+        "pc.statechange",
+        &state_change("connecting", "checking"),
+    );
+    assert_eq!(
+        s.session.connection(pc).unwrap().connection_state(),
+        "connecting"
+    );
+}
+
+#[test]
+fn after_the_stale_window_a_reused_id_takes_a_closed_again() {
+    let mut s = Sidecar::new();
+    let pc = reused(&mut s, "p");
+    s.advance(crate::core::registry::STALE_CLOSE_WINDOW);
+    s.events();
+    s.event("p", "", "pc.statechange", &state_change("closed", "closed"));
+    assert_eq!(
+        s.session.connection(pc).unwrap().connection_state(),
+        "closed"
+    );
+}
