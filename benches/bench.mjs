@@ -29,6 +29,7 @@ import { createRequire } from 'node:module'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { connectPair as connectPairWith } from '../__test__/helpers/webrtc.mjs'
 import { withTimeout } from '../__test__/helpers/util.mjs'
+import { pct } from './stats.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 // BENCH_MODULE=<path of another SDK's entry> runs the same cases through that SDK (e.g. the old
@@ -76,8 +77,6 @@ if (process.env.PION_NETNS_ACTIVE !== '1') {
 
 const now = () => process.hrtime.bigint()
 const msSince = (t) => Number(now() - t) / 1e6
-const pct = (sorted, p) =>
-  sorted.length ? sorted[Math.min(sorted.length, Math.max(1, Math.ceil(p * sorted.length))) - 1] : NaN
 const median = (xs) => pct([...xs].sort((a, b) => a - b), 0.5)
 const vmRssKb = (pid) => {
   try {

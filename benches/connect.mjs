@@ -18,6 +18,7 @@ import { PionIpc, RTCPeerConnection } from '../index.mjs'
 import { connectPair } from '../__test__/helpers/webrtc.mjs'
 import { launchChromium, startPageServer } from '../__test__/helpers/chromium.mjs'
 import { withTimeout } from '../__test__/helpers/util.mjs'
+import { pct } from './stats.mjs'
 import { Signaling, connectPeer } from '../examples/signaling-client.mjs'
 import { startSignalingServer } from '../examples/signaling-server.mjs'
 
@@ -27,8 +28,7 @@ const ONE_CONNECT_MS = 20000
 
 function stats(samples) {
   const sorted = [...samples].sort((a, b) => a - b)
-  const at = (q) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]
-  return { n: sorted.length, p50_ms: at(0.5), p95_ms: at(0.95), max_ms: sorted.at(-1), min_ms: sorted[0] }
+  return { n: sorted.length, p50_ms: pct(sorted, 0.5), p95_ms: pct(sorted, 0.95), max_ms: sorted.at(-1), min_ms: sorted[0] }
 }
 
 async function oneSidecar() {

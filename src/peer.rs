@@ -217,13 +217,14 @@ impl Peer {
             }),
         });
         match (sidecar, payload) {
-            (Ok(_), Ok(_)) if !peer.router.register(&peer) => {
-                // The sidecar would refuse it too, but by then the router's entry would be
-                // this one's: the live connection would hear nothing more.
-                let id = &peer.pc_id;
-                peer.on_created(Err(Error::Remote(format!("peer {id:?} already exists"))));
-            }
             (Ok(sidecar), Ok(payload)) => {
+                if !peer.router.register(&peer) {
+                    // The sidecar would refuse it too, but by then the router's entry would
+                    // be this one's: the live connection would hear nothing more.
+                    let id = &peer.pc_id;
+                    peer.on_created(Err(Error::Remote(format!("peer {id:?} already exists"))));
+                    return peer;
+                }
                 peer.state.lock().unwrap().listening = true;
                 let done = peer.clone();
                 let sent = sidecar.request_with(

@@ -122,10 +122,7 @@ pub const MAX_MILLIS: f64 = 2_147_483_647.0;
 
 /// A duration in milliseconds: a finite number from 0 to [`MAX_MILLIS`].
 pub fn millis(what: &str, value: &Unknown) -> Result<std::time::Duration, Error> {
-    millis_from(what, number(what, value)?)
-}
-
-pub fn millis_from(what: &str, n: f64) -> Result<std::time::Duration, Error> {
+    let n = number(what, value)?;
     if !(0.0..=MAX_MILLIS).contains(&n) {
         return Err(Error::Range(format!(
             "{what} must be a number of milliseconds from 0 to {MAX_MILLIS}, got {n}"
@@ -138,7 +135,7 @@ pub fn millis_from(what: &str, n: f64) -> Result<std::time::Duration, Error> {
 pub fn field<'env>(object: &Object<'env>, key: &str) -> Result<Option<Unknown<'env>>, Error> {
     let value: Unknown = object
         .get_named_property(key)
-        .map_err(thrown(object.value().env, &format!("option {key}")))?;
+        .map_err(|e| thrown(object.value().env, &format!("option {key}"))(e))?;
     Ok((!is_nullish(&value)).then_some(value))
 }
 

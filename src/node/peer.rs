@@ -96,7 +96,7 @@ fn settings(value: Value) -> Parsed<Value> {
             continue;
         }
         let value = if NUMBER_SETTINGS.contains(&name.as_str()) {
-            whole_number(value, &format!("settings.{name}"))?
+            whole_number(value, &name)?
         } else if let Some((_, lists)) = FILTER_SETTINGS.iter().find(|(n, _)| *n == name) {
             filter(value, &name, lists)?
         } else {
@@ -108,16 +108,17 @@ fn settings(value: Value) -> Parsed<Value> {
     Ok(Value::Map(out))
 }
 
-fn whole_number(value: Value, path: &str) -> Parsed<Value> {
+/// The value of the whole-number setting `name`.
+fn whole_number(value: Value, name: &str) -> Parsed<Value> {
     match value {
         // -0 arrives as a float; it is 0.
         Value::F64(0.0) => Ok(Value::from(0u32)),
         Value::F64(_) | Value::Integer(_) => {
-            check_settings(&value, &path["settings".len()..])?;
+            check_settings(&value, &format!(".{name}"))?;
             Ok(value)
         }
         other => Err(Error::Type(format!(
-            "{path} must be a whole number from 0 to 4294967295, got {}",
+            "settings.{name} must be a whole number from 0 to 4294967295, got {}",
             value_kind(&other)
         ))),
     }
@@ -296,16 +297,16 @@ impl NativePeerConnection {
             Ok(Some(id)) if !id.is_empty() => id.clone(),
             _ => uuid::Uuid::new_v4().to_string(),
         };
-        let max_buffered = options
-            .as_ref()
-            .ok()
-            .and_then(|o| o.as_ref())
-            .map_or(Ok(None), max_buffered_amount);
-        let payload = given_id
-            .map(|_| ())
-            .and(max_buffered.clone().map(|_| ()))
-            .and(options.clone())
-            .and_then(|o| create_payload(&pc_id, o.as_ref()));
+        // The first bad option fails the connection: _pcId, then _maxBufferedAmount, then the
+        // rest (pc.create's payload).
+        let parsed = given_id.and(options).and_then(|options| {
+            let limit = options.as_ref().map_or(Ok(None), max_buffered_amount)?;
+            Ok((create_payload(&pc_id, options.as_ref())?, limit))
+        });
+        let (payload, max_buffered) = match parsed {
+            Ok((payload, limit)) => (Ok(payload), limit),
+            Err(e) => (Err(e), None),
+        };
         let (peer, bridge) = match ipc {
             Some(ipc) => {
                 let bridge = ipc.bridge().clone();
@@ -320,7 +321,7 @@ impl NativePeerConnection {
                 (Peer::create(router, missing, pc_id, payload), bridge)
             }
         };
-        if let Ok(Some(limit)) = max_buffered {
+        if let Some(limit) = max_buffered {
             peer.set_max_buffered_amount(limit);
         }
         bridge.set_target(&env, peer.id, &target)?;

@@ -29,10 +29,12 @@ impl Session {
                 let raw = (self.raw_events && is_sidecar_event(&frame.header.event))
                     .then(|| frame.clone());
                 let pc_id = &frame.header.pc_id;
-                let namesake_closed = self
-                    .closed_ids
-                    .get(pc_id)
-                    .is_some_and(|at| now.saturating_duration_since(*at) < STALE_CLOSE_WINDOW);
+                // Only pc.* state events read it: no look-up for the dc.message path.
+                let namesake_closed = !frame.header.event.starts_with("dc.")
+                    && self
+                        .closed_ids
+                        .get(pc_id)
+                        .is_some_and(|at| now.saturating_duration_since(*at) < STALE_CLOSE_WINDOW);
                 if let Some(&id) = self.by_pc_id.get(pc_id) {
                     if let Some(conn) = self.connections.get_mut(&id) {
                         conn.on_event(
