@@ -9,6 +9,7 @@ import path from 'node:path'
 import util from 'node:util'
 import { fileURLToPath } from 'node:url'
 import { PionIpc } from '../index.mjs'
+import { threads } from './helpers/util.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const FAKE = path.join(here, 'fixtures', 'fake-sidecar.mjs')
@@ -371,17 +372,6 @@ function withReaderMode(mode) {
     if (saved === undefined) delete process.env.PION_NODE_RS_READER
     else process.env.PION_NODE_RS_READER = saved
   })
-}
-
-// This process's threads (Linux) as tid -> name, for telling which reader runs.
-function threads() {
-  const names = new Map()
-  for (const tid of fs.readdirSync('/proc/self/task')) {
-    try {
-      names.set(tid, fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim())
-    } catch {}
-  }
-  return names
 }
 
 describe('stdout reader mode', { skip: process.platform !== 'linux' && 'needs /proc' }, () => {

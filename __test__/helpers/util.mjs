@@ -1,5 +1,5 @@
 // Shared test helpers: bounded waits and process checks.
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 export { sleep }
@@ -21,6 +21,18 @@ export function nextEvent(emitter, event, ms = 5000) {
     emitter.once(event, listener)
   })
   return withTimeout(p, ms, `event ${event}`).finally(() => emitter.off(event, listener))
+}
+
+/** This process's threads as tid -> name (from /proc; empty where there is none), for
+ * telling which stdout reader runs. */
+export function threads() {
+  const names = new Map()
+  for (const tid of existsSync('/proc/self/task') ? readdirSync('/proc/self/task') : []) {
+    try {
+      names.set(tid, readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim())
+    } catch {}
+  }
+  return names
 }
 
 /** Whether a process with this pid exists and is not a zombie. */

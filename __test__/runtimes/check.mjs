@@ -1,30 +1,21 @@
 // Run by matrix.mjs under each runtime, from a project that installed the tarballs. Prints one
 // JSON line of what it saw; the runtime must then exit by itself (nothing is left running).
-import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { Worker } from 'node:worker_threads'
 import { PionIpc } from 'pion-node-rs'
 import { connectPair, next } from './installed-pair.mjs'
-import { alive, waitGone } from './util.mjs'
+import { alive, threads, waitGone } from './util.mjs'
 
 const deadline = setTimeout(() => {
   console.error('check: not done within 40 s')
   process.exit(2)
 }, 40_000)
-// Thread names tell which stdout reader runs; without /proc (macOS, Windows) they are unknown.
-const threadNames = () =>
-  (existsSync('/proc/self/task') ? readdirSync('/proc/self/task') : []).map((tid) => {
-    try {
-      return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim()
-    } catch {
-      return ''
-    }
-  })
 const bytes = (data) => (typeof data === 'string' ? data : [...new Uint8Array(data.buffer, data.byteOffset, data.byteLength)])
 
 const result = {}
 const ipc = new PionIpc()
 await ipc.start()
-const names = threadNames()
+// Thread names tell which stdout reader runs; without /proc (macOS, Windows) they are unknown.
+const names = [...threads().values()]
 result.reader = names.includes('pion-ipc-reader') ? 'thread' : names.includes('pion-ipc-watchd') ? 'loop' : names.length ? 'none' : 'unknown'
 
 // Loopback: text and binary, both ways.
