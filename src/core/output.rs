@@ -71,6 +71,16 @@ impl SessionOutput {
         }
     }
 
+    /// The last id handed out (0 before the first).
+    pub fn last_object_id(&self) -> u64 {
+        self.next_object
+    }
+
+    /// Ids from now on come after `last`.
+    pub fn continue_ids_after(&mut self, last: u64) {
+        self.next_object = self.next_object.max(last);
+    }
+
     /// A new id for a connection or a channel.
     pub fn next_object_id(&mut self) -> u64 {
         self.next_object += 1;

@@ -28,7 +28,7 @@ impl Default for SupervisorConfig {
 }
 
 /// One life of the sidecar: facts about an earlier life are ignored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Life(pub u64);
 
 #[derive(Debug, Clone, PartialEq, Eq)]

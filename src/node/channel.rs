@@ -1,35 +1,67 @@
-//! `RTCDataChannel` as a native class; index.js wraps it into an EventEmitter.
+//! `RTCDataChannel` as a native class; index.js wraps it into an EventEmitter. Its state is
+//! the core's (`core::Channel`), read and changed through the driver's session.
 
-use super::bridge::Bridge;
 use super::convert;
+use super::driver::{Driver, SessionCell};
 use super::errors;
-use crate::channel::Channel;
+use crate::core::{ChannelId, Object, ReadyState, SettleToken};
 use crate::error::Error;
-use crate::events::Output;
 use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
 use std::borrow::Cow;
 use std::ptr;
-use std::sync::Arc;
+use std::rc::Rc;
+use std::time::Instant;
 
-#[napi]
+#[napi(custom_finalize)]
 pub struct NativeDataChannel {
-    channel: Arc<Channel>,
-    bridge: Arc<Bridge>,
+    driver: Rc<Driver>,
+    session: Rc<SessionCell>,
+    id: ChannelId,
 }
 
-impl NativeDataChannel {
-    pub fn new(channel: Arc<Channel>, bridge: Arc<Bridge>) -> Self {
-        NativeDataChannel { channel, bridge }
+impl ObjectFinalize for NativeDataChannel {
+    /// Collected: its target entry and the core's state go at the driver's next chance.
+    fn finalize(self, _env: Env) -> Result<()> {
+        self.driver.collected(Object::Channel(self.id));
+        Ok(())
     }
 }
 
 /// What the native side hands to JavaScript for a channel the remote opened; JavaScript
 /// passes it back to the NativeDataChannel constructor.
 pub struct ChannelHandle {
-    pub channel: Arc<Channel>,
-    pub bridge: Arc<Bridge>,
+    driver: Rc<Driver>,
+    session: Rc<SessionCell>,
+    id: ChannelId,
+}
+
+impl NativeDataChannel {
+    pub(super) fn new(driver: Rc<Driver>, session: Rc<SessionCell>, id: ChannelId) -> Self {
+        NativeDataChannel {
+            driver,
+            session,
+            id,
+        }
+    }
+
+    /// The handle of a channel the remote opened, for index.js's `wrapChannel`.
+    pub(super) fn handle(
+        driver: Rc<Driver>,
+        session: Rc<SessionCell>,
+        id: ChannelId,
+    ) -> External<ChannelHandle> {
+        External::new(ChannelHandle {
+            driver,
+            session,
+            id,
+        })
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&crate::core::Channel) -> T, gone: T) -> T {
+        self.session.borrow().channel(self.id).map_or(gone, f)
+    }
 }
 
 /// The bytes of `data` and whether they are binary: Buffers, ArrayBuffers and every
@@ -47,11 +79,12 @@ fn message_bytes<'a>(env: &Env, data: &'a Unknown) -> Result<(Cow<'a, [u8]>, boo
     Ok((Cow::Owned(text.into_bytes()), false))
 }
 
-/// Wakes the writers of the sidecars that `send()` queued frames for since the last call.
+/// Writes the stdin bytes of the `send()` calls made since the last call (index.js calls it
+/// from a microtask after a burst of sends).
 #[napi]
 #[allow(dead_code)] // called from JavaScript only
 pub fn flush_writes() {
-    crate::sidecar::flush_deferred_writes();
+    super::driver::flush_unflushed();
 }
 
 #[napi]
@@ -59,38 +92,38 @@ impl NativeDataChannel {
     /// Only for handles made by the native side (channels the remote opened).
     #[napi(constructor)]
     pub fn from_handle(handle: &External<ChannelHandle>) -> Self {
-        NativeDataChannel::new(handle.channel.clone(), handle.bridge.clone())
+        NativeDataChannel::new(handle.driver.clone(), handle.session.clone(), handle.id)
     }
 
     /// Registers the JavaScript object the channel's events are emitted on.
     #[napi]
-    pub fn attach(&self, env: Env, target: Object) -> Result<()> {
-        self.bridge.set_target(&env, self.channel.id, &target)
+    pub fn attach(&self, env: Env, target: napi::bindgen_prelude::Object) -> Result<()> {
+        self.driver.set_target(&env, self.id.0, &target)
     }
 
     #[napi(getter)]
     pub fn label(&self) -> String {
-        self.channel.label.clone()
+        self.read(|c| c.label().to_owned(), String::new())
     }
 
     #[napi(getter)]
     pub fn ordered(&self) -> bool {
-        self.channel.ordered
+        self.read(|c| c.ordered(), true)
     }
 
     #[napi(getter)]
     pub fn ready_state(&self) -> &'static str {
-        self.channel.ready_state().as_str()
+        self.read(|c| c.ready_state(), ReadyState::Closed).as_str()
     }
 
     #[napi(getter)]
     pub fn buffered_amount(&self) -> f64 {
-        self.channel.buffered_amount() as f64
+        self.read(|c| c.buffered_amount(), 0) as f64
     }
 
     #[napi(getter)]
     pub fn buffered_amount_low_threshold(&self) -> f64 {
-        self.channel.threshold() as f64
+        self.read(|c| c.threshold(), 0) as f64
     }
 
     #[napi(setter)]
@@ -105,30 +138,32 @@ impl NativeDataChannel {
                 )),
             ));
         }
-        self.bridge.open(&env)?;
-        self.channel.set_threshold(n as u64);
-        Ok(())
+        self.session
+            .borrow_mut()
+            .set_threshold(self.id, n as u64, Instant::now());
+        self.driver.after_command(&env)
     }
 
     /// Synchronous: queues the message or throws.
     #[napi]
     pub fn send(&self, env: Env, data: Unknown) -> Result<()> {
         let (bytes, binary) = message_bytes(&env, &data)?;
-        // index.js flushes from a microtask after every send(): one writer wake-up per burst
-        crate::sidecar::defer_writes(|| self.channel.send(&bytes, binary))
-            .map_err(|e| errors::throw(&env, e))
+        let sent = self
+            .session
+            .borrow_mut()
+            .send(self.id, &bytes, binary, Instant::now());
+        sent.map_err(|e| errors::throw(&env, e))?;
+        self.driver.send_done(&env)
     }
 
+    /// readyState is 'closing' as soon as this returns; the promise settles once closed.
     #[napi]
     pub fn close<'env>(&self, env: &'env Env) -> Result<Unknown<'env>> {
-        let (settler, promise) = self.bridge.promise(env)?;
-        // readyState is 'closing' as soon as close() returns
-        self.channel.begin_close();
-        let channel = self.channel.clone();
-        napi::bindgen_prelude::spawn(async move {
-            channel.close().await;
-            settler.settle(Ok(Output::Unit));
-        });
+        let (token, promise) = self.driver.promise(env)?;
+        self.session
+            .borrow_mut()
+            .close_channel(self.id, SettleToken(token), Instant::now());
+        self.driver.after_command(env)?;
         Ok(promise)
     }
 }

@@ -197,7 +197,7 @@ pub fn binary<'a>(value: &'a Unknown) -> Result<Option<&'a [u8]>, Error> {
         } else if kind(value) == ValueType::Object {
             // a SharedArrayBuffer: read through a Uint8Array over all of it. Its memory lives
             // as long as the buffer (`value`), which cannot be detached.
-            let Some(view) = super::bridge::shared_view(env, raw) else {
+            let Some(view) = super::hooks::shared_view(env, raw) else {
                 return Ok(None);
             };
             (data, len) = typed_array_bytes(env, view)?;

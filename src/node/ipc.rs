@@ -1,52 +1,51 @@
-//! `PionIpc` as a native class. index.js wraps it into an EventEmitter.
+//! `PionIpc` as a native class. index.js wraps it into an EventEmitter; the work is its
+//! driver's (`driver.rs`).
 
-use super::bridge::{Bridge, IPC_TARGET};
 use super::convert;
+use super::driver::{Driver, DriverConfig};
 use super::errors;
+use super::registry::IPC_TARGET;
+use crate::core::Request as CoreRequest;
 use crate::error::Error;
-use crate::events::Output;
-use crate::sidecar::pending::Responder;
-use crate::sidecar::{find_binary, Ipc, IpcConfig, LookupInput, Notice, NoticeSink};
+use crate::sidecar::{find_binary, LookupInput};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::cell::RefCell;
 use std::path::PathBuf;
-use std::sync::{Arc, Weak};
+use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 thread_local! {
-    /// The controllers created on this JavaScript thread (main or worker), killed when its
-    /// environment is torn down.
-    static LIVE: RefCell<Option<Vec<Weak<IpcHandle>>>> = const { RefCell::new(None) };
+    /// The drivers created on this JavaScript thread (main or worker), whose sidecars are
+    /// killed when its environment is torn down.
+    static LIVE: RefCell<Option<Vec<Weak<Driver>>>> = const { RefCell::new(None) };
 }
 
-struct IpcHandle(Ipc);
-
-fn register_for_cleanup(env: &Env, handle: &Arc<IpcHandle>) -> Result<()> {
+fn register_for_cleanup(env: &Env, driver: &Rc<Driver>) -> Result<()> {
     LIVE.with(|live| {
         let mut live = live.borrow_mut();
         if live.is_none() {
             env.add_env_cleanup_hook((), |_| {
                 LIVE.with(|live| {
-                    for handle in live.borrow_mut().take().unwrap_or_default() {
-                        if let Some(handle) = handle.upgrade() {
-                            handle.0.kill_now();
+                    let drivers = live.borrow_mut().take().unwrap_or_default();
+                    for driver in drivers {
+                        if let Some(driver) = driver.upgrade() {
+                            driver.kill_now();
                         }
                     }
                 });
             })?;
         }
         let list = live.get_or_insert_with(Vec::new);
-        list.retain(|h| h.strong_count() > 0);
-        list.push(Arc::downgrade(handle));
+        list.retain(|d| d.strong_count() > 0);
+        list.push(Rc::downgrade(driver));
         Ok(())
     })
 }
 
 #[napi(js_name = "NativePionIpc")]
 pub struct NativePionIpc {
-    handle: Arc<IpcHandle>,
-    bridge: Arc<Bridge>,
+    driver: Rc<Driver>,
     bin_path: Option<PathBuf>,
 }
 
@@ -57,38 +56,27 @@ impl NativePionIpc {
     #[napi(constructor)]
     pub fn new(env: Env, options: Option<Unknown>, target: Object) -> Result<Self> {
         let (config, bin_path) = parse_options(options).map_err(|e| errors::throw(&env, e))?;
-        let bridge = Bridge::new();
-        let ipc = Ipc::new(config, bridge.clone());
-        bridge.attach(ipc.clone());
-        bridge.set_target(&env, IPC_TARGET, &target)?;
-        let handle = Arc::new(IpcHandle(ipc));
-        register_for_cleanup(&env, &handle)?;
-        Ok(NativePionIpc {
-            handle,
-            bridge,
-            bin_path,
-        })
+        let driver = Driver::new(config);
+        driver.set_target(&env, IPC_TARGET, &target)?;
+        register_for_cleanup(&env, &driver)?;
+        Ok(NativePionIpc { driver, bin_path })
     }
 
     #[napi(getter)]
     pub fn started(&self) -> bool {
-        self.handle.0.started()
+        self.driver.is_started()
     }
 
     /// The sidecar's process id while one runs.
     #[napi(getter)]
     pub fn pid(&self) -> Option<u32> {
-        self.handle.0.pid()
+        self.driver.pid()
     }
 
     /// Whether sidecar events are also emitted raw on the PionIpc (someone listens).
     #[napi(setter)]
     pub fn set_forward_raw_events(&self, value: bool) {
-        self.handle
-            .0
-            .router()
-            .raw_events
-            .store(value, std::sync::atomic::Ordering::Relaxed);
+        self.driver.set_raw_events(value);
     }
 
     /// `resolvePackage(name)` returns the directory of an installed npm package, or null.
@@ -98,18 +86,8 @@ impl NativePionIpc {
         env: &'env Env,
         resolve_package: Function<String, Unknown<'static>>,
     ) -> Result<Unknown<'env>> {
-        let ipc = self.handle.0.clone();
-        let (settler, promise) = self.bridge.promise(env)?;
-        let locate = || self.locate(env, &resolve_package);
-        match ipc.start(locate) {
-            Err(e) => settler.settle(Err(e)),
-            Ok(future) => {
-                napi::bindgen_prelude::spawn(async move {
-                    settler.settle(future.await.map(|()| Output::Unit))
-                });
-            }
-        }
-        Ok(promise)
+        self.driver
+            .start(env, || self.locate(env, &resolve_package))
     }
 
     #[napi]
@@ -118,14 +96,7 @@ impl NativePionIpc {
             Some(t) => convert::millis("timeout", &t).map_err(|e| errors::throw(env, e))?,
             None => Duration::from_millis(5000),
         };
-        let (settler, promise) = self.bridge.promise(env)?;
-        // The state changes here, synchronously, as start()'s does.
-        let stopped = self.handle.0.stop(timeout);
-        napi::bindgen_prelude::spawn(async move {
-            stopped.await;
-            settler.settle(Ok(Output::Unit));
-        });
-        Ok(promise)
+        self.driver.stop(env, timeout)
     }
 
     /// `request(method, { pcId, dcLabel, isBinary }, payload)` → `{ header, payload }`.
@@ -139,32 +110,23 @@ impl NativePionIpc {
         payload: Option<Unknown>,
     ) -> Result<Unknown<'env>> {
         let request = parse_request(method, opts, payload).map_err(|e| errors::throw(env, e))?;
-        let sidecar = self.handle.0.sidecar().map_err(|e| errors::throw(env, e))?;
-        let (settler, promise) = self.bridge.promise(env)?;
-        let sent = sidecar.request_with(
-            &request.method,
-            &request.pc_id,
-            &request.dc_label,
-            request.is_binary,
-            &request.payload,
-            Responder::Callback(Box::new(move |reply| {
-                settler.settle(reply.map(Output::Frame))
-            })),
-        );
-        if let Err((e, unsent)) = sent {
-            unsent.respond(Err(e));
+        if !self.driver.is_started() {
+            return Err(errors::throw(env, Error::NotStarted));
         }
-        Ok(promise)
+        let request = CoreRequest {
+            method: &request.method,
+            pc_id: &request.pc_id,
+            dc_label: &request.dc_label,
+            is_binary: request.is_binary,
+            payload: &request.payload,
+        };
+        self.driver.request(env, request)
     }
 }
 
 impl NativePionIpc {
-    pub(crate) fn bridge(&self) -> &Arc<Bridge> {
-        &self.bridge
-    }
-
-    pub(crate) fn controller(&self) -> &Ipc {
-        &self.handle.0
+    pub(super) fn driver(&self) -> &Rc<Driver> {
+        &self.driver
     }
 }
 
@@ -194,10 +156,10 @@ impl NativePionIpc {
             windows: process.platform == "win32",
         })?;
         if let Some(refusal) = found.refused {
-            self.bridge.notice(Notice::Log(format!(
+            self.driver.log_later(format!(
                 "{package_name}: {refusal}; running {} from PATH instead",
                 found.binary.display()
-            )));
+            ));
         }
         Ok(found.binary)
     }
@@ -230,8 +192,8 @@ fn process_info(env: &Env) -> Result<ProcessInfo> {
 
 fn parse_options(
     options: Option<Unknown>,
-) -> std::result::Result<(IpcConfig, Option<PathBuf>), Error> {
-    let mut config = IpcConfig::default();
+) -> std::result::Result<(DriverConfig, Option<PathBuf>), Error> {
+    let mut config = DriverConfig::default();
     let Some(options) = convert::options("options", options)? else {
         return Ok((config, None));
     };
@@ -251,13 +213,13 @@ fn parse_options(
         config.timeout = convert::millis("timeout", &v)?;
     }
     if let Some(v) = convert::field(&options, "autoRestart")? {
-        config.auto_restart = convert::boolean("autoRestart", &v)?;
+        config.supervisor.auto_restart = convert::boolean("autoRestart", &v)?;
     }
     if let Some(v) = convert::field(&options, "maxBackoffMs")? {
-        config.max_backoff = convert::millis("maxBackoffMs", &v)?;
+        config.supervisor.max_backoff = convert::millis("maxBackoffMs", &v)?;
     }
     if let Some(v) = convert::field(&options, "restartResetWindowMs")? {
-        config.reset_window = convert::millis("restartResetWindowMs", &v)?;
+        config.supervisor.reset_window = convert::millis("restartResetWindowMs", &v)?;
     }
     Ok((config, bin_path))
 }

@@ -1,13 +1,16 @@
 //! The napi boundary: the only code that knows about JavaScript.
 
-mod bridge;
 mod channel;
 mod convert;
 mod delivery;
+mod driver;
 mod errors;
+mod hooks;
+mod inbox;
 mod ipc;
 mod peer;
 #[cfg(unix_io)]
 mod poll;
 mod pool;
+mod registry;
 mod values;

@@ -1,32 +1,37 @@
-//! `RTCPeerConnection` as a native class; index.js wraps it into an EventEmitter.
+//! `RTCPeerConnection` as a native class; index.js wraps it into an EventEmitter. Its state
+//! is the core's (`core::Connection`), read and changed through the driver's session; this
+//! file parses what JavaScript passes in.
 
-use super::bridge::Bridge;
 use super::channel::NativeDataChannel;
 use super::convert;
+use super::driver::{Driver, SessionCell};
 use super::errors;
 use super::ipc::NativePionIpc;
-use crate::channel::MAX_MESSAGE_SIZE;
+use crate::core::{
+    CandidateHold, ConnectionCall, ConnectionId, ConnectionOptions, Object as CoreObject,
+    SettleToken, MAX_MESSAGE_SIZE,
+};
 use crate::error::Error;
-use crate::events::Output;
-use crate::peer::{Peer, Router};
 use crate::protocol::messages::{self, IceCandidate, IceServer, PcCreate, SessionDescription};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use rmpv::Value;
-use std::future::Future;
-use std::sync::Arc;
+use std::rc::Rc;
+use std::time::Instant;
 
 #[napi(custom_finalize)]
 pub struct NativePeerConnection {
-    peer: Arc<Peer>,
-    bridge: Arc<Bridge>,
+    driver: Rc<Driver>,
+    session: Rc<SessionCell>,
+    id: ConnectionId,
+    pc_id: String,
 }
 
 impl ObjectFinalize for NativePeerConnection {
-    /// The wrapper was collected (it was held weakly, see `Emit::Weaken`, or released):
-    /// its entry in the bridge goes with it.
-    fn finalize(self, env: Env) -> Result<()> {
-        self.bridge.release_target(env.raw(), self.peer.id);
+    /// Collected (held weakly, see `core::Event::Weaken`, or released): its target entry
+    /// and the core's state go at the driver's next chance.
+    fn finalize(self, _env: Env) -> Result<()> {
+        self.driver.collected(CoreObject::Connection(self.id));
         Ok(())
     }
 }
@@ -280,7 +285,7 @@ impl NativePeerConnection {
         env: Env,
         ipc: Option<&NativePionIpc>,
         options: Option<Unknown>,
-        target: Object,
+        target: napi::bindgen_prelude::Object,
         unreadable: Option<String>,
     ) -> Result<Self> {
         // `_ipc` could not be read (index.js says why): that is the connection's failure.
@@ -307,57 +312,69 @@ impl NativePeerConnection {
             Ok((payload, limit)) => (Ok(payload), limit),
             Err(e) => (Err(e), None),
         };
-        let (peer, bridge) = match ipc {
+        let (driver, payload) = match ipc {
             Some(ipc) => {
-                let bridge = ipc.bridge().clone();
-                let sidecar = ipc.controller().sidecar();
-                let router = ipc.controller().router().clone();
-                (Peer::create(router, sidecar, pc_id, payload), bridge)
+                let driver = ipc.driver().clone();
+                let payload = match payload {
+                    Ok(_) if !driver.is_started() => Err(Error::NotStarted),
+                    other => other,
+                };
+                (driver, payload)
             }
-            None => {
-                let bridge = Bridge::new();
-                let router = Router::new(bridge.clone());
-                let missing = Err(Error::Type("_ipc is required".into()));
-                (Peer::create(router, missing, pc_id, payload), bridge)
-            }
+            None => (
+                Driver::detached(),
+                payload.and(Err(Error::Type("_ipc is required".into()))),
+            ),
         };
-        if let Some(limit) = max_buffered {
-            peer.set_max_buffered_amount(limit);
-        }
-        bridge.set_target(&env, peer.id, &target)?;
-        if peer.creation_failed() {
-            // Failed at once (its Weaken notice may have nobody to deliver it): only close()
-            // can make it emit, so an unreferenced one may be collected.
-            bridge.weaken_target(env.raw(), peer.id);
-        }
-        Ok(NativePeerConnection { peer, bridge })
+        let options = ConnectionOptions {
+            max_buffered,
+            candidate_hold: CandidateHold::Off,
+        };
+        let session = driver.session();
+        let id =
+            session
+                .borrow_mut()
+                .create_connection(pc_id.clone(), payload, options, Instant::now());
+        driver.set_target(&env, id.0, &target)?;
+        driver.after_command(&env)?;
+        Ok(NativePeerConnection {
+            driver,
+            session,
+            id,
+            pc_id,
+        })
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&crate::core::Connection) -> T, gone: T) -> T {
+        self.session.borrow().connection(self.id).map_or(gone, f)
     }
 
     #[napi(getter)]
     pub fn connection_state(&self) -> String {
-        self.peer.connection_state()
+        self.read(|c| c.connection_state().to_owned(), "closed".into())
     }
 
     #[napi(getter)]
     pub fn ice_connection_state(&self) -> String {
-        self.peer.ice_connection_state()
+        self.read(|c| c.ice_connection_state().to_owned(), "closed".into())
     }
 
     #[napi(getter)]
     pub fn ice_gathering_state(&self) -> String {
-        self.peer.ice_gathering_state()
+        self.read(|c| c.ice_gathering_state().to_owned(), "complete".into())
     }
 
     #[napi(getter)]
     pub fn signaling_state(&self) -> String {
-        self.peer.signaling_state()
+        self.read(|c| c.signaling_state().to_owned(), "closed".into())
     }
 
     #[napi(getter)]
     pub fn selected_candidate_pair<'env>(&self, env: &'env Env) -> Result<Unknown<'env>> {
+        let pair = self.read(|c| c.selected_candidate_pair().cloned(), None);
         // SAFETY: JavaScript thread.
         unsafe {
-            let value = match self.peer.selected_candidate_pair() {
+            let value = match pair {
                 Some(pair) => super::values::candidate_pair(env.raw(), &pair)?,
                 None => ToNapiValue::to_napi_value(env.raw(), Null)?,
             };
@@ -372,7 +389,7 @@ impl NativePeerConnection {
 
     #[napi(getter)]
     pub fn pc_id(&self) -> String {
-        self.peer.pc_id.clone()
+        self.pc_id.clone()
     }
 
     /// Returns the native channel; index.js wraps it and attaches the wrapper.
@@ -395,60 +412,52 @@ impl NativePeerConnection {
             Ok((label, ordered))
         })();
         let (label, ordered) = parsed.map_err(|e| errors::throw(&env, e))?;
-        self.bridge.open(&env)?;
-        let channel = self
-            .peer
-            .create_data_channel(label, ordered)
-            .map_err(|e| errors::throw(&env, e))?;
-        Ok(NativeDataChannel::new(channel, self.bridge.clone()))
+        let created =
+            self.session
+                .borrow_mut()
+                .create_channel(self.id, label, ordered, Instant::now());
+        let channel = created.map_err(|e| errors::throw(&env, e))?;
+        self.driver.after_command(&env)?;
+        Ok(NativeDataChannel::new(
+            self.driver.clone(),
+            self.session.clone(),
+            channel,
+        ))
     }
 
-    fn run<'env, F>(
-        &self,
-        env: &'env Env,
-        input: Parsed<()>,
-        work: impl FnOnce(Arc<Peer>) -> F,
-    ) -> Result<Unknown<'env>>
-    where
-        F: Future<Output = Parsed<Output>> + Send + 'static,
-    {
-        let (settler, promise) = self.bridge.promise(env)?;
-        match input {
-            Err(e) => settler.settle(Err(e)),
-            Ok(()) => {
-                let future = work(self.peer.clone());
-                napi::bindgen_prelude::spawn(async move { settler.settle(future.await) });
+    /// A promise method: `call` goes to the core, or the parse error rejects.
+    fn call<'env>(&self, env: &'env Env, call: Parsed<ConnectionCall>) -> Result<Unknown<'env>> {
+        let (token, promise) = self.driver.promise(env)?;
+        match call {
+            Ok(call) => {
+                self.session
+                    .borrow_mut()
+                    .call(self.id, call, SettleToken(token), Instant::now());
+                self.driver.after_command(env)?;
             }
+            Err(e) => self.driver.settle_later(env, token, Err(e))?,
         }
         Ok(promise)
     }
 
     #[napi]
     pub fn create_offer<'env>(&self, env: &'env Env) -> Result<Unknown<'env>> {
-        self.run(env, Ok(()), |peer| async move { peer.create_offer().await })
+        self.call(env, Ok(ConnectionCall::CreateOffer))
     }
 
     #[napi]
     pub fn create_answer<'env>(&self, env: &'env Env) -> Result<Unknown<'env>> {
-        self.run(
-            env,
-            Ok(()),
-            |peer| async move { peer.create_answer().await },
-        )
+        self.call(env, Ok(ConnectionCall::CreateAnswer))
     }
 
     #[napi]
     pub fn restart_ice<'env>(&self, env: &'env Env) -> Result<Unknown<'env>> {
-        self.run(env, Ok(()), |peer| async move { peer.restart_ice().await })
+        self.call(env, Ok(ConnectionCall::RestartIce))
     }
 
     #[napi]
     pub fn get_sctp_stats<'env>(&self, env: &'env Env) -> Result<Unknown<'env>> {
-        self.run(
-            env,
-            Ok(()),
-            |peer| async move { peer.get_sctp_stats().await },
-        )
+        self.call(env, Ok(ConnectionCall::GetSctpStats))
     }
 
     #[napi]
@@ -457,11 +466,8 @@ impl NativePeerConnection {
         env: &'env Env,
         description: Option<Unknown>,
     ) -> Result<Unknown<'env>> {
-        let parsed = self::description(description);
-        let (input, desc) = split(parsed);
-        self.run(env, input, move |peer| async move {
-            peer.set_local_description(desc.expect("parsed")).await
-        })
+        let call = self::description(description).map(ConnectionCall::SetLocalDescription);
+        self.call(env, call)
     }
 
     #[napi]
@@ -470,10 +476,8 @@ impl NativePeerConnection {
         env: &'env Env,
         description: Option<Unknown>,
     ) -> Result<Unknown<'env>> {
-        let (input, desc) = split(self::description(description));
-        self.run(env, input, move |peer| async move {
-            peer.set_remote_description(desc.expect("parsed")).await
-        })
+        let call = self::description(description).map(ConnectionCall::SetRemoteDescription);
+        self.call(env, call)
     }
 
     #[napi]
@@ -482,27 +486,19 @@ impl NativePeerConnection {
         env: &'env Env,
         candidate: Option<Unknown>,
     ) -> Result<Unknown<'env>> {
-        let (input, candidate) = split(self::candidate(candidate));
-        self.run(env, input, move |peer| async move {
-            peer.add_ice_candidate(candidate.expect("parsed")).await
-        })
+        let call = self::candidate(candidate).map(ConnectionCall::AddIceCandidate);
+        self.call(env, call)
     }
 
+    /// Its channels are 'closing' as soon as this returns; the promise settles once the
+    /// connection is closed on the sidecar.
     #[napi]
     pub fn close<'env>(&self, env: &'env Env) -> Result<Unknown<'env>> {
-        // Its channels are 'closing' as soon as close() returns.
-        let closed = self.peer.close();
-        self.run(env, Ok(()), |_| async move {
-            closed.await;
-            Ok(Output::Unit)
-        })
-    }
-}
-
-/// Separates a parse result into the error to reject with and the value to use.
-fn split<T>(parsed: Parsed<T>) -> (Parsed<()>, Option<T>) {
-    match parsed {
-        Ok(v) => (Ok(()), Some(v)),
-        Err(e) => (Err(e), None),
+        let (token, promise) = self.driver.promise(env)?;
+        self.session
+            .borrow_mut()
+            .close_connection(self.id, SettleToken(token), Instant::now());
+        self.driver.after_command(env)?;
+        Ok(promise)
     }
 }

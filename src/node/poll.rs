@@ -5,21 +5,21 @@
 //! machine makes a woken thread wait for a CPU) lies on every round trip an application
 //! makes, such as refilling a channel after `bufferedamountlow`. Here the pipe is watched
 //! by a `uv_poll_t` on the loop JavaScript runs on: when it is readable, what it holds is
-//! read (up to [`READ_BUDGET`] bytes, then the loop gets its turn again), dispatched and
-//! delivered at once, in one callback scope, so promise jobs run right after it as after
-//! any other I/O callback.
+//! read (up to [`READ_BUDGET`] bytes, then the loop gets its turn again) and the driver's
+//! tick handles and delivers it at once, in one callback scope, so promise jobs run right
+//! after it as after any other I/O callback.
 //!
 //! Backpressure comes for free: nothing is read while JavaScript is busy, so the pipe fills
 //! and the sidecar stops taking data off SCTP. The handle is unreferenced (whether Node
-//! stays alive is the bridge's ThreadsafeFunction's business, as before) and is closed when
+//! stays alive is the driver's wake-up function's business) and is closed when
 //! stdout ends or the environment goes away.
 
-use super::bridge::{self, Bridge};
+use super::driver::Driver;
 use crate::sidecar::StdoutReader;
 use napi::sys;
 use std::ffi::{c_int, c_void};
 use std::ptr;
-use std::sync::{Arc, Weak};
+use std::rc::{Rc, Weak};
 
 /// libuv's `UV_POLL` handle type and `UV_READABLE` event.
 const UV_POLL: c_int = 8;
@@ -48,7 +48,7 @@ struct Poller {
     /// The `uv_poll_t`, as 8-byte words of the size libuv asks for.
     storage: Box<[u64]>,
     reader: Option<StdoutReader>,
-    bridge: Weak<Bridge>,
+    driver: Weak<Driver>,
     context: sys::napi_async_context,
 }
 
@@ -65,7 +65,7 @@ impl Poller {
 /// On the JavaScript thread of `env`.
 pub unsafe fn install(
     env: sys::napi_env,
-    bridge: &Arc<Bridge>,
+    driver: &Rc<Driver>,
     reader: StdoutReader,
 ) -> Result<(), StdoutReader> {
     let mut event_loop = ptr::null_mut();
@@ -79,7 +79,7 @@ pub unsafe fn install(
         env,
         storage: vec![0u64; words].into_boxed_slice(),
         reader: None,
-        bridge: Arc::downgrade(bridge),
+        driver: Rc::downgrade(driver),
         context: ptr::null_mut(),
     });
     if uv_poll_init(event_loop.cast(), poller.handle(), reader.fd()) != 0 {
@@ -107,7 +107,7 @@ pub unsafe fn install(
 
 unsafe extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_int) {
     let poller = *handle.cast::<*mut Poller>();
-    let Some(bridge) = (*poller).bridge.upgrade() else {
+    let Some(driver) = (*poller).driver.upgrade() else {
         stop(poller, Stop::Running);
         return;
     };
@@ -121,10 +121,11 @@ unsafe extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_
         == sys::Status::napi_ok;
     let alive = status >= 0
         && match (*poller).reader.as_ref() {
-            Some(reader) => bridge::reading(&bridge, || reader.read_ready(READ_BUDGET)),
+            Some(reader) => reader.read_ready(READ_BUDGET),
             None => false,
         };
-    bridge::deliver(env, &bridge);
+    // The frames read are the driver's facts now: handled and delivered in this callback.
+    driver.tick(env);
     if scoped {
         // Runs the promise jobs and nextTick callbacks of this delivery.
         sys::napi_close_callback_scope(env, scope);
@@ -144,7 +145,7 @@ unsafe extern "C" fn on_env_cleanup(poller: *mut c_void) {
 enum Stop {
     /// `install` failed before the cleanup hook was added.
     BeforeHook,
-    /// Stdout ended or the bridge is gone: JavaScript runs, the hook is still registered.
+    /// Stdout ended or the driver is gone: JavaScript runs, the hook is still registered.
     Running,
     /// The environment is being torn down: no napi call that makes V8 handles may run
     /// (Deno aborts with "Cannot create a handle without a HandleScope"); the async context

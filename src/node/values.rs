@@ -1,7 +1,7 @@
 //! JavaScript values built from the crate's types, on the JavaScript thread (raw napi: these
 //! run once per event).
 
-use crate::events::Output;
+use crate::core::Outcome;
 use crate::protocol::messages::{CandidateInfo, SctpStats};
 use crate::protocol::{Frame, FrameType};
 use napi::bindgen_prelude::*;
@@ -174,17 +174,17 @@ pub(super) unsafe fn sctp_stats(env: sys::napi_env, stats: &SctpStats) -> Result
     Ok(value)
 }
 
-pub(super) unsafe fn output(env: sys::napi_env, output: Output) -> Result<sys::napi_value> {
-    match output {
-        Output::Unit => undefined(env),
-        Output::Frame(frame) => response(env, &frame),
-        Output::Description { kind, sdp } => {
+pub(super) unsafe fn outcome(env: sys::napi_env, outcome: Outcome) -> Result<sys::napi_value> {
+    match outcome {
+        Outcome::Unit => undefined(env),
+        Outcome::Frame(frame) => response(env, &frame),
+        Outcome::Description { kind, sdp } => {
             let value = object(env)?;
             set_str(env, value, "type", kind)?;
             set_str(env, value, "sdp", &sdp)?;
             Ok(value)
         }
-        Output::SctpStats(None) => null(env),
-        Output::SctpStats(Some(stats)) => sctp_stats(env, &stats),
+        Outcome::SctpStats(None) => null(env),
+        Outcome::SctpStats(Some(stats)) => sctp_stats(env, &stats),
     }
 }

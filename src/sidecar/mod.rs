@@ -1,19 +1,17 @@
-//! The pion-ipc child process: finding it, running it, talking to it, restarting it.
-//! No napi here: everything reaches its owner through a [`NoticeSink`].
+//! The pion-ipc child process: finding it, running it, writing its stdin, reading its
+//! stdout and stderr, and ending it. It knows nothing of requests or connections: what it
+//! reads reaches its owner as [`Notice`]s (frames, log lines, its exit) through a
+//! [`NoticeSink`]; what the owner writes are bytes the core encoded.
 
 pub mod backlog;
-pub mod controller;
 pub mod lookup;
 mod outbox;
-pub mod pending;
 pub mod process;
 mod stderr;
 mod stdout;
 
 pub use backlog::{Backlog, Ticket};
-pub use controller::{Ipc, IpcConfig};
 pub use lookup::{find_binary, Found, LookupInput, Refusal};
-pub use outbox::{defer_writes, flush_deferred_writes};
 pub use process::{Kill, Notice, NoticeSink, Sidecar};
 #[cfg(unix_io)]
 pub use stdout::StdoutReader;

@@ -1,10 +1,8 @@
-//! What goes to the sidecar's stdin: the buffer requests are encoded into, the writer task
-//! that empties it, and the deferral that lets a burst of `send()` calls go out in one write
-//! (JavaScript flushes it from a microtask), written straight from the JavaScript thread when
-//! the pipe takes it.
+//! What goes to the sidecar's stdin: the buffer the owner's encoded requests are appended
+//! to, its flush (straight from the owner's thread when the pipe takes it) and the writer
+//! task that writes the rest.
 
 use super::process::{Shared, Sidecar};
-use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::process::ChildStdin;
@@ -19,42 +17,14 @@ pub(super) struct Outbox {
     pub(super) fd_open: bool,
 }
 
-/// Outgoing bytes beyond which a deferred writer is woken at once anyway.
-pub(super) const DEFER_LIMIT: usize = 256 * 1024;
-
-thread_local! {
-    /// Set while [`defer_writes`] runs on this thread.
-    static DEFERRING: Cell<bool> = const { Cell::new(false) };
-    /// Sidecars whose writer was not woken for requests made under [`defer_writes`].
-    static DEFERRED: RefCell<Vec<Sidecar>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Runs `f`; requests it makes on this thread do not wake their sidecar's writer, which
-/// [`flush_deferred_writes`] does later, once for a whole burst of requests (JavaScript calls
-/// it from a microtask after `send()`). Only for callers that guarantee that flush.
-pub fn defer_writes<R>(f: impl FnOnce() -> R) -> R {
-    struct Reset(bool);
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            DEFERRING.with(|d| d.set(self.0));
-        }
-    }
-    let _reset = Reset(DEFERRING.with(|d| d.replace(true)));
-    f()
-}
-
-/// Wakes the writers of everything deferred on this thread.
-pub fn flush_deferred_writes() {
-    let sidecars = DEFERRED.with(|d| std::mem::take(&mut *d.borrow_mut()));
-    for sidecar in sidecars {
-        sidecar.write_now();
-    }
-}
+/// Buffered bytes beyond which the writer is woken at once, before the owner's flush.
+pub(super) const WAKE_LIMIT: usize = 256 * 1024;
 
 impl Sidecar {
-    /// Writes what is queued right here when the writer task is idle and the pipe takes it
-    /// without blocking; wakes the writer for whatever is left.
-    fn write_now(&self) {
+    /// Writes what is buffered: right here when the writer task is idle and the pipe takes
+    /// it without blocking (Unix), else (and for whatever is left) by waking the writer.
+    /// The owner calls it once per tick, after its writes.
+    pub fn flush(&self) {
         let shared = &self.shared;
         #[cfg_attr(not(unix_io), allow(unused_mut))]
         let mut outbox = shared.outbox.lock().unwrap();
@@ -89,20 +59,6 @@ pub(super) fn nonblocking_fd(stdin: &ChildStdin) -> Option<i32> {
 #[cfg(not(unix_io))]
 pub(super) fn nonblocking_fd(_stdin: &ChildStdin) -> Option<i32> {
     None
-}
-
-/// Records `sidecar` for the next flush when deferring; false when the caller must wake.
-pub(super) fn defer_wake(sidecar: &Sidecar) -> bool {
-    if !DEFERRING.with(Cell::get) {
-        return false;
-    }
-    DEFERRED.with(|d| {
-        let mut list = d.borrow_mut();
-        if !list.iter().any(|s| Arc::ptr_eq(&s.shared, &sidecar.shared)) {
-            list.push(sidecar.clone());
-        }
-    });
-    true
 }
 
 pub(super) async fn write_loop(shared: Arc<Shared>, mut stdin: ChildStdin) {

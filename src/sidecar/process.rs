@@ -1,33 +1,34 @@
 //! One running sidecar: the child process, and the tasks around it: its writer
 //! (`outbox.rs`), its stdout reader (`stdout.rs`: the sink's own event loop when it takes it,
 //! Node's, see `node/poll.rs`, watched by a thread that reads in its place while that loop
-//! is held up; else a thread of its own), its stderr reader (`stderr.rs`), the timeout
-//! sweeper and the exit waiter.
+//! is held up; else a thread of its own), its stderr reader (`stderr.rs`) and the exit
+//! waiter. Requests are encoded and correlated by the core (`core::Session`); here they
+//! are bytes.
 
 use super::backlog::Backlog;
-use super::outbox::{defer_wake, nonblocking_fd, write_loop, Outbox, DEFER_LIMIT};
-use super::pending::{PendingRequests, Reply, Responder};
+use super::outbox::{nonblocking_fd, write_loop, Outbox, WAKE_LIMIT};
 use super::stderr::stderr_loop;
 use super::stdout::start_reader;
 #[cfg(unix_io)]
 use super::stdout::StdoutReader;
 use crate::error::Error;
-use crate::protocol::{encode_frame, Frame, RequestHeader};
+use crate::protocol::Frame;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::process::Command;
-use tokio::sync::{oneshot, watch, Notify};
+use tokio::sync::{watch, Notify};
 
-/// What a sidecar tells its owner, in the order it happened.
+/// What a sidecar tells its owner, in the order it happened: only its own facts.
+#[derive(Debug)]
 pub enum Notice {
-    /// An `evt` frame.
-    Event(Frame),
-    /// A line for the logger, without the `[pion-ipc] ` prefix.
+    /// A frame read from stdout (a response or an event), decoded.
+    Frame(Frame),
+    /// A line for the logger, without the `[pion-ipc] ` prefix (stderr, stream trouble).
     Log(String),
-    /// Something for the `error` event (also logged).
+    /// The stream could not be trusted (the sidecar is killed): for the `error` event.
     Error(Error),
     /// The process is gone. `intentional` when stop() asked for it.
     Exited {
@@ -35,40 +36,6 @@ pub enum Notice {
         signal: Option<String>,
         intentional: bool,
     },
-    /// The watchdog brought a new sidecar up.
-    Restarted,
-    /// No sidecar runs and none will be started without an explicit start().
-    Idle,
-    /// Something for a connection or channel object.
-    Emit(crate::events::Emit),
-    /// Settles the promise registered under `token` (by the napi layer).
-    Settle {
-        token: u64,
-        result: Result<crate::events::Output, Error>,
-    },
-    /// Work to do on the JavaScript thread, in order with everything else: state changes
-    /// that JavaScript can observe happen there, together with their events.
-    Run(Box<dyn FnOnce() + Send>),
-}
-
-impl std::fmt::Debug for Notice {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Notice::Event(frame) => write!(f, "Event({})", frame.header.event),
-            Notice::Log(line) => write!(f, "Log({line})"),
-            Notice::Error(e) => write!(f, "Error({e})"),
-            Notice::Exited {
-                code,
-                signal,
-                intentional,
-            } => write!(f, "Exited({code:?}, {signal:?}, {intentional})"),
-            Notice::Restarted => write!(f, "Restarted"),
-            Notice::Idle => write!(f, "Idle"),
-            Notice::Emit(e) => write!(f, "Emit({e:?})"),
-            Notice::Settle { token, result } => write!(f, "Settle({token}, {})", result.is_ok()),
-            Notice::Run(_) => write!(f, "Run"),
-        }
-    }
 }
 
 /// Receives notices. `flush` marks the end of a batch: everything pushed since the last
@@ -104,7 +71,7 @@ pub enum Kill {
 
 pub(super) struct Shared {
     pub(super) pid: u32,
-    /// The sidecar's stdin when it is non-blocking: [`flush_deferred_writes`] writes to it
+    /// The sidecar's stdin when it is non-blocking: [`Sidecar::flush`] writes to it
     /// directly from the JavaScript thread while the writer task is idle, saving a thread
     /// wake-up per burst (and its latency). Always `None` off Unix.
     #[cfg_attr(not(unix_io), allow(dead_code))]
@@ -113,7 +80,6 @@ pub(super) struct Shared {
     /// here (a stored permit when it is not waiting yet).
     #[cfg(not(unix_io))]
     pub(super) terminate: Notify,
-    pub(super) pending: PendingRequests,
     pub(super) outbox: Mutex<Outbox>,
     pub(super) outbox_ready: Notify,
     pub(super) stopping: AtomicBool,
@@ -172,11 +138,7 @@ pub struct Sidecar {
 impl Sidecar {
     /// Spawns `bin` with piped stdio and starts its tasks. Must be called inside a tokio
     /// runtime.
-    pub fn spawn(
-        bin: &Path,
-        timeout: Duration,
-        sink: Arc<dyn NoticeSink>,
-    ) -> Result<Sidecar, Error> {
+    pub fn spawn(bin: &Path, sink: Arc<dyn NoticeSink>) -> Result<Sidecar, Error> {
         let mut command = Command::new(bin);
         command
             .stdin(Stdio::piped())
@@ -197,7 +159,6 @@ impl Sidecar {
             stdin_fd,
             #[cfg(not(unix_io))]
             terminate: Notify::new(),
-            pending: PendingRequests::new(timeout),
             outbox: Mutex::new(Outbox {
                 fd_open: true,
                 ..Outbox::default()
@@ -223,13 +184,6 @@ impl Sidecar {
             }
         };
         tokio::spawn(write_loop(shared.clone(), stdin));
-        tokio::spawn({
-            let shared = shared.clone();
-            async move {
-                let sink = shared.sink.clone();
-                shared.pending.run_timeouts(|| sink.flush()).await
-            }
-        });
         let stderr_reader = tokio::spawn(stderr_loop(shared.clone(), stderr));
         tokio::spawn({
             let shared = shared.clone();
@@ -254,14 +208,6 @@ impl Sidecar {
                     intentional,
                     "pion-ipc exited"
                 );
-                shared.pending.close(if intentional {
-                    Error::Stopped
-                } else {
-                    Error::Exited {
-                        code,
-                        signal: signal.clone(),
-                    }
-                });
                 shared.exited.send_replace(true);
                 shared.sink.notice(Notice::Exited {
                     code,
@@ -283,84 +229,21 @@ impl Sidecar {
         self.shared.runtime.spawn(task);
     }
 
-    /// Queues a request frame; the receiver gets the response, or the error that ended it.
-    pub fn request(
-        &self,
-        method: &str,
-        pc_id: &str,
-        dc_label: &str,
-        is_binary: bool,
-        payload: &[u8],
-    ) -> Result<oneshot::Receiver<Reply>, Error> {
-        let (tx, rx) = oneshot::channel();
-        self.request_with(
-            method,
-            pc_id,
-            dc_label,
-            is_binary,
-            payload,
-            Responder::Channel(tx),
-        )
-        .map_err(|(e, _)| e)?;
-        Ok(rx)
-    }
-
-    /// Queues a request frame whose reply goes to `reply`. When this fails the request was
-    /// not sent and `reply` comes back uncalled.
-    pub fn request_with(
-        &self,
-        method: &str,
-        pc_id: &str,
-        dc_label: &str,
-        is_binary: bool,
-        payload: &[u8],
-        reply: Responder,
-    ) -> Result<(), (Error, Responder)> {
-        let pending = &self.shared.pending;
-        let id = pending.register_with(method, reply)?;
-        let header = RequestHeader {
-            id,
-            method,
-            pc_id,
-            dc_label,
-            is_binary,
-        };
+    /// Appends encoded request frames to stdin's buffer; they go out at the next
+    /// [`flush`](Self::flush) (or at once, past [`WAKE_LIMIT`] bytes). False when stdin is
+    /// closed (the bytes are dropped: the sidecar is going away).
+    pub fn write(&self, bytes: &[u8]) -> bool {
         let mut outbox = self.shared.outbox.lock().unwrap();
-        let was_empty = outbox.buf.is_empty();
-        let refused = if outbox.closing {
-            Some(Error::Stopped)
-        } else {
-            encode_frame(&header, payload, &mut outbox.buf)
-                .err()
-                .map(|e| Error::Range(format!("{method}: {e}")))
-        };
-        if let Some(err) = refused {
-            drop(outbox);
-            // Gone already means a stop or timeout answered it with an error in between.
-            return match pending.cancel(id) {
-                Some(reply) => Err((err, reply)),
-                None => Ok(()),
-            };
+        if outbox.closing {
+            return false;
         }
-        let large = outbox.buf.len() >= DEFER_LIMIT;
+        outbox.buf.extend_from_slice(bytes);
+        let large = outbox.buf.len() >= WAKE_LIMIT;
         drop(outbox);
-        if (was_empty && !defer_wake(self)) || large {
+        if large {
             self.shared.outbox_ready.notify_one();
         }
-        Ok(())
-    }
-
-    /// Sends a request and waits for its response.
-    pub async fn call(
-        &self,
-        method: &str,
-        pc_id: &str,
-        dc_label: &str,
-        is_binary: bool,
-        payload: &[u8],
-    ) -> Reply {
-        let rx = self.request(method, pc_id, dc_label, is_binary, payload)?;
-        rx.await.unwrap_or(Err(Error::Stopped))
+        true
     }
 
     pub fn has_exited(&self) -> bool {
@@ -382,8 +265,7 @@ impl Sidecar {
         self.shared.kill(how);
     }
 
-    /// Marks the coming exit as intended: pending requests then fail with `ipc stopped` and
-    /// the exit notice says `intentional`.
+    /// Marks the coming exit as intended: the exit notice says `intentional`.
     pub fn mark_stopping(&self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
         // A sidecar whose stdout is not read may never exit (PROTOCOL.md trap 3).
@@ -404,7 +286,6 @@ impl Sidecar {
                 self.wait_exit(Duration::from_secs(2)).await;
             }
         }
-        self.shared.pending.close(Error::Stopped);
     }
 }
 

@@ -1,10 +1,9 @@
 //! The sidecar's stdout: read (on the sink's event loop, by a thread of its own, or by a
-//! tokio task off Unix), framed, and dispatched: responses to their pending requests, events
-//! to the sink.
+//! tokio task off Unix), framed, and handed to the sink frame by frame.
 
 use super::process::{Kill, Notice, Shared};
 use crate::error::Error;
-use crate::protocol::{Frame, FrameDecoder, FrameType};
+use crate::protocol::{Frame, FrameDecoder};
 use std::sync::Arc;
 #[cfg(unix_io)]
 use std::sync::{atomic::Ordering, Mutex};
@@ -134,8 +133,8 @@ impl StdoutReader {
     }
 
     /// For the event loop: reads what the (non-blocking) pipe holds, up to about `budget`
-    /// bytes, and dispatches every whole frame in it (responses are answered here, events
-    /// queued on the sink; the flush is the caller's). False once stdout ended.
+    /// bytes, and hands every whole frame in it to the sink (the flush is the caller's).
+    /// False once stdout ended.
     pub fn read_ready(&self, budget: usize) -> bool {
         let elapsed = self.inner.started.elapsed().as_micros() as u64;
         self.inner.loop_read_at.store(elapsed, Ordering::Relaxed);
@@ -352,34 +351,7 @@ fn report_partial_frame(shared: &Shared, decoder: &FrameDecoder) {
     }
 }
 
+/// Every frame goes to the sink: the core answers responses and routes events.
 fn dispatch(shared: &Shared, frame: Frame) {
-    match frame.header.kind {
-        FrameType::Response => {
-            let id = frame.header.id;
-            let Some((method, reply)) = shared.pending.take(id) else {
-                shared
-                    .sink
-                    .notice(Notice::Log(format!("orphan response id={id}")));
-                return;
-            };
-            if frame.header.ok == Some(false) {
-                let error = if frame.header.error.is_empty() {
-                    "request failed".to_owned()
-                } else {
-                    frame.header.error.clone()
-                };
-                shared.sink.notice(Notice::Log(format!(
-                    "request error id={id} method={method} err={error}"
-                )));
-                reply.respond(Err(Error::Remote(error)));
-            } else {
-                reply.respond(Ok(frame));
-            }
-        }
-        FrameType::Event => shared.sink.notice(Notice::Event(frame)),
-        FrameType::Request => shared.sink.notice(Notice::Log(format!(
-            "ignored request frame from pion-ipc (method={})",
-            frame.header.method
-        ))),
-    }
+    shared.sink.notice(Notice::Frame(frame));
 }

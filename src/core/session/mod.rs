@@ -53,6 +53,17 @@ impl Session {
         }
     }
 
+    /// The last object id this session handed out: a session that follows it (the next life
+    /// of the sidecar) continues after it, so one table of JavaScript objects can hold both.
+    pub fn last_object_id(&self) -> u64 {
+        self.out.last_object_id()
+    }
+
+    /// Object ids of this session come after `last` (see [`last_object_id`](Self::last_object_id)).
+    pub fn continue_ids_after(&mut self, last: u64) {
+        self.out.continue_ids_after(last);
+    }
+
     pub fn set_raw_events(&mut self, on: bool) {
         self.raw_events = on;
     }
@@ -73,6 +84,11 @@ impl Session {
     /// Whether the sidecar is gone (exited or stopped): nothing more goes out.
     pub fn is_gone(&self) -> bool {
         self.out.outbox.gone().is_some()
+    }
+
+    /// Whether [`poll_event`](Self::poll_event) has something (or a low edge to check).
+    pub fn has_events(&self) -> bool {
+        !self.out.events.is_empty()
     }
 
     /// The request frames written since the last call, in order, for the sidecar's stdin.
