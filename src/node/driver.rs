@@ -647,7 +647,7 @@ impl Driver {
         }
     }
 
-    /// Deadlines that are due.
+    /// Deadlines that are due at `now` (when the inbox was last taken).
     fn on_due(&self, now: Instant) {
         let (session, restart) = {
             let mut state = self.state.borrow_mut();
@@ -679,6 +679,11 @@ impl Driver {
         self.forget_collected(env);
         #[cfg(unix_io)]
         self.install_readers(env);
+        // Deadlines are judged as of this moment: every frame that came before it is in the
+        // batch taken now, so a request answered in time never times out because JavaScript
+        // was busy (one whose deadline falls later is judged by the next tick, which the
+        // timer brings).
+        let taken_at = Instant::now();
         let (facts, dropped_logs) = self.inbox.take();
         if dropped_logs > 0 {
             self.state
@@ -695,7 +700,7 @@ impl Driver {
             self.apply(fact);
             self.deliver(js.as_mut());
         }
-        self.on_due(Instant::now());
+        self.on_due(taken_at);
         self.deliver(js.as_mut());
         self.flush();
         self.arm();
