@@ -130,6 +130,16 @@ export interface RTCPeerConnectionOptions {
    * above it, as browsers refuse one over their buffer. Default: no limit.
    */
   _maxBufferedAmount?: number
+  /**
+   * The offering side holds its own ICE candidates (the `icecandidate` events) from
+   * `setLocalDescription(offer)` until `setRemoteDescription(answer)` has resolved and the
+   * remote's candidates can reach the sidecar first: the answer carried `a=candidate` lines,
+   * a remote UDP candidate (not a `.local` name) given to `addIceCandidate` was accepted, or
+   * `timeoutMs` (default 250) passed. That saves the second pion waits before it nominates a
+   * pair it only knows as peer-reflexive (README, "Connect time"). `false` switches it off
+   * (candidates are emitted as gathered, as the old SDK did). Default: on.
+   */
+  candidateHold?: boolean | { timeoutMs?: number }
 }
 
 export type RTCPeerConnectionState = 'new' | 'connecting' | 'connected' | 'disconnected' | 'failed' | 'closed'
@@ -218,6 +228,13 @@ export declare class RTCPeerConnection extends TypedEmitter<RTCPeerConnectionEve
   readonly iceGatheringState: RTCIceGatheringState
   readonly signalingState: RTCSignalingState
   readonly selectedCandidatePair: RTCSelectedCandidatePair | null
+  /**
+   * The description given to the last successful `setLocalDescription()`, with an
+   * `a=candidate` line for every candidate gathered since and `a=end-of-candidates` once
+   * `iceGatheringState` is 'complete' (what an application that does not trickle sends);
+   * null before one was set.
+   */
+  readonly localDescription: { type: 'offer' | 'answer'; sdp: string } | null
   /** 65535: one byte more makes pion-ipc 0.4.1 drop the association silently. */
   readonly maxMessageSize: number
   /**

@@ -255,6 +255,10 @@ class RTCPeerConnection extends EventEmitter {
     return this[NATIVE].selectedCandidatePair
   }
 
+  get localDescription() {
+    return this[NATIVE].localDescription
+  }
+
   get maxMessageSize() {
     return this[NATIVE].maxMessageSize
   }

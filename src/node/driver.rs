@@ -74,6 +74,8 @@ struct State {
     start_waiters: HashMap<Life, u64>,
     /// stop() promises by the life they end.
     stop_waiters: Vec<(Life, u64)>,
+    /// What waits for the end of a life's process (a failed start settles once it is gone).
+    after_exit: Vec<(Life, IpcEvent)>,
     stop_timeout: Duration,
     /// The tokens of the start pings, by life.
     pings: HashMap<u64, Life>,
@@ -151,6 +153,7 @@ impl Driver {
                 bin: None,
                 start_waiters: HashMap::new(),
                 stop_waiters: Vec::new(),
+                after_exit: Vec::new(),
                 stop_timeout: Duration::ZERO,
                 pings: HashMap::new(),
                 raw_events: false,
@@ -472,7 +475,26 @@ impl Driver {
                 Action::Spawn(life) => self.spawn(life),
                 Action::Kill(life) => {
                     self.session_of(life, |s, now| s.sidecar_stopped(now));
-                    self.kill(life);
+                    let run = {
+                        let mut state = self.state.borrow_mut();
+                        match &state.run {
+                            Some(run) if run.life == life => state.run.take(),
+                            _ => None,
+                        }
+                    };
+                    let inbox = self.inbox.clone();
+                    match run {
+                        Some(run) => {
+                            run.sidecar.mark_stopping();
+                            run.sidecar.kill(Kill::Now);
+                            napi::bindgen_prelude::spawn(async move {
+                                run.sidecar.wait_exit(Duration::from_secs(2)).await;
+                                inbox.push(Fact::StopDone(life));
+                                inbox.wake();
+                            });
+                        }
+                        None => self.stop_done(life),
+                    }
                 }
                 Action::Stop(life) => {
                     self.session_of(life, |s, now| s.sidecar_stopped(now));
@@ -551,18 +573,25 @@ impl Driver {
                 .supervisor
                 .start_failed(life, spawned, Instant::now());
         let waiter = self.state.borrow_mut().start_waiters.remove(&life);
+        let mut events = Vec::new();
+        match waiter {
+            Some(token) => {
+                if matches!(error, Error::Spawn(_)) {
+                    events.push(IpcEvent::Error(error.clone()));
+                }
+                events.push(IpcEvent::Settle(token, Err(error)));
+            }
+            None => events.push(IpcEvent::Log(format!("restart failed: {error}"))),
+        }
         {
             let mut state = self.state.borrow_mut();
-            match waiter {
-                Some(token) => {
-                    if matches!(error, Error::Spawn(_)) {
-                        state.queued.push_back(IpcEvent::Error(error.clone()));
-                    }
-                    state.queued.push_back(IpcEvent::Settle(token, Err(error)));
-                }
-                None => state
-                    .queued
-                    .push_back(IpcEvent::Log(format!("restart failed: {error}"))),
+            if spawned {
+                // Told once the process is gone (the Kill below ends it).
+                state
+                    .after_exit
+                    .extend(events.into_iter().map(|e| (life, e)));
+            } else {
+                state.queued.extend(events);
             }
         }
         self.run(actions);
@@ -592,6 +621,11 @@ impl Driver {
 
     fn stop_done(&self, life: Life) {
         let mut state = self.state.borrow_mut();
+        let (done, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut state.after_exit)
+            .into_iter()
+            .partition(|(l, _)| *l == life);
+        state.after_exit = rest;
+        state.queued.extend(done.into_iter().map(|(_, e)| e));
         let (done, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut state.stop_waiters)
             .into_iter()
             .partition(|(l, _)| *l == life);
@@ -860,6 +894,7 @@ impl Driver {
             if !state.supervisor.is_idle()
                 || !state.queued.is_empty()
                 || !state.stop_waiters.is_empty()
+                || !state.after_exit.is_empty()
                 || !state.pings.is_empty()
             {
                 return;

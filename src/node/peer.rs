@@ -209,6 +209,36 @@ fn max_buffered_amount(options: &Object) -> Parsed<Option<u64>> {
     Ok(Some(n as u64))
 }
 
+/// `candidateHold`: absent or `true` (the offerer holds its candidates, released at the
+/// latest the default time after the answer is applied), `false` (no hold), or
+/// `{ timeoutMs }` (held, released at the latest this long after the answer).
+fn candidate_hold(options: &Object) -> Parsed<CandidateHold> {
+    let Some(value) = convert::field(options, "candidateHold")? else {
+        return Ok(CandidateHold::default());
+    };
+    match convert::kind(&value) {
+        ValueType::Boolean if convert::boolean("candidateHold", &value)? => {
+            Ok(CandidateHold::default())
+        }
+        ValueType::Boolean => Ok(CandidateHold::Off),
+        ValueType::Object => {
+            let hold = convert::options("candidateHold", Some(value))?
+                .ok_or_else(|| Error::Type("candidateHold must be an object".into()))?;
+            match convert::field(&hold, "timeoutMs")? {
+                Some(ms) => Ok(CandidateHold::After(convert::millis(
+                    "candidateHold.timeoutMs",
+                    &ms,
+                )?)),
+                None => Ok(CandidateHold::default()),
+            }
+        }
+        _ => Err(Error::Type(format!(
+            "candidateHold must be a boolean or {{ timeoutMs }}, got {}",
+            convert::type_name(&value)
+        ))),
+    }
+}
+
 fn create_payload(pc_id: &str, options: Option<&Object>) -> Parsed<Vec<u8>> {
     let (servers, settings) = match options {
         Some(options) => (
@@ -302,15 +332,22 @@ impl NativePeerConnection {
             Ok(Some(id)) if !id.is_empty() => id.clone(),
             _ => uuid::Uuid::new_v4().to_string(),
         };
-        // The first bad option fails the connection: _pcId, then _maxBufferedAmount, then the
-        // rest (pc.create's payload).
+        // The first bad option fails the connection: _pcId, then _maxBufferedAmount, then
+        // candidateHold, then the rest (pc.create's payload).
         let parsed = given_id.and(options).and_then(|options| {
-            let limit = options.as_ref().map_or(Ok(None), max_buffered_amount)?;
-            Ok((create_payload(&pc_id, options.as_ref())?, limit))
+            let max_buffered = options.as_ref().map_or(Ok(None), max_buffered_amount)?;
+            let candidate_hold = options
+                .as_ref()
+                .map_or(Ok(CandidateHold::default()), candidate_hold)?;
+            let kept = ConnectionOptions {
+                max_buffered,
+                candidate_hold,
+            };
+            Ok((create_payload(&pc_id, options.as_ref())?, kept))
         });
-        let (payload, max_buffered) = match parsed {
-            Ok((payload, limit)) => (Ok(payload), limit),
-            Err(e) => (Err(e), None),
+        let (payload, options) = match parsed {
+            Ok((payload, kept)) => (Ok(payload), kept),
+            Err(e) => (Err(e), ConnectionOptions::default()),
         };
         let (driver, payload) = match ipc {
             Some(ipc) => {
@@ -325,10 +362,6 @@ impl NativePeerConnection {
                 Driver::detached(),
                 payload.and(Err(Error::Type("_ipc is required".into()))),
             ),
-        };
-        let options = ConnectionOptions {
-            max_buffered,
-            candidate_hold: CandidateHold::Off,
         };
         let session = driver.session();
         let id =
@@ -376,6 +409,21 @@ impl NativePeerConnection {
         unsafe {
             let value = match pair {
                 Some(pair) => super::values::candidate_pair(env.raw(), &pair)?,
+                None => ToNapiValue::to_napi_value(env.raw(), Null)?,
+            };
+            Ok(Unknown::from_raw_unchecked(env.raw(), value))
+        }
+    }
+
+    /// The description set by setLocalDescription() with the candidates gathered since
+    /// (and `a=end-of-candidates` once gathering is complete), or null before one was set.
+    #[napi(getter)]
+    pub fn local_description<'env>(&self, env: &'env Env) -> Result<Unknown<'env>> {
+        let description = self.read(|c| c.local_description(), None);
+        // SAFETY: JavaScript thread.
+        unsafe {
+            let value = match description {
+                Some(d) => super::values::description(env.raw(), &d.kind, &d.sdp)?,
                 None => ToNapiValue::to_napi_value(env.raw(), Null)?,
             };
             Ok(Unknown::from_raw_unchecked(env.raw(), value))

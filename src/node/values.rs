@@ -174,16 +174,23 @@ pub(super) unsafe fn sctp_stats(env: sys::napi_env, stats: &SctpStats) -> Result
     Ok(value)
 }
 
+/// `{ type, sdp }`.
+pub(super) unsafe fn description(
+    env: sys::napi_env,
+    kind: &str,
+    sdp: &str,
+) -> Result<sys::napi_value> {
+    let value = object(env)?;
+    set_str(env, value, "type", kind)?;
+    set_str(env, value, "sdp", sdp)?;
+    Ok(value)
+}
+
 pub(super) unsafe fn outcome(env: sys::napi_env, outcome: Outcome) -> Result<sys::napi_value> {
     match outcome {
         Outcome::Unit => undefined(env),
         Outcome::Frame(frame) => response(env, &frame),
-        Outcome::Description { kind, sdp } => {
-            let value = object(env)?;
-            set_str(env, value, "type", kind)?;
-            set_str(env, value, "sdp", &sdp)?;
-            Ok(value)
-        }
+        Outcome::Description { kind, sdp } => description(env, kind, &sdp),
         Outcome::SctpStats(None) => null(env),
         Outcome::SctpStats(Some(stats)) => sctp_stats(env, &stats),
     }
