@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 pub enum Timer {
     /// Ask an idle channel's sidecar backlog (`dc.getBA`); `delay` is how long was waited.
     BacklogPoll { channel: ChannelId, delay: Duration },
-    /// A closing channel has waited [`CLOSE_DRAIN_LIMIT`](super::channel::CLOSE_DRAIN_LIMIT)
+    /// A closing channel has waited `CLOSE_DRAIN_LIMIT` (the channel's)
     /// for its queued messages.
     CloseDrain(ChannelId),
     /// A closed connection has waited
-    /// [`CLOSE_DRAIN_LIMIT`](super::channel::CLOSE_DRAIN_LIMIT) for its `pc.create` answer.
+    /// `CLOSE_DRAIN_LIMIT` (the channel's) for its `pc.create` answer.
     CreateWait(ConnectionId),
     /// An offerer's candidate hold has waited its timeout since the answer was applied.
     CandidateHold {

@@ -2,7 +2,7 @@
 //! the core's (`core::Channel`), read and changed through the driver's session.
 
 use super::convert;
-use super::driver::{Driver, SessionCell};
+use super::driver::{ChannelHandle, Driver, SessionCell};
 use super::errors;
 use crate::core::{ChannelId, Object, ReadyState, SettleToken};
 use crate::error::Error;
@@ -29,14 +29,6 @@ impl ObjectFinalize for NativeDataChannel {
     }
 }
 
-/// What the native side hands to JavaScript for a channel the remote opened; JavaScript
-/// passes it back to the NativeDataChannel constructor.
-pub struct ChannelHandle {
-    driver: Rc<Driver>,
-    session: Rc<SessionCell>,
-    id: ChannelId,
-}
-
 impl NativeDataChannel {
     pub(super) fn new(driver: Rc<Driver>, session: Rc<SessionCell>, id: ChannelId) -> Self {
         NativeDataChannel {
@@ -44,19 +36,6 @@ impl NativeDataChannel {
             session,
             id,
         }
-    }
-
-    /// The handle of a channel the remote opened, for index.js's `wrapChannel`.
-    pub(super) fn handle(
-        driver: Rc<Driver>,
-        session: Rc<SessionCell>,
-        id: ChannelId,
-    ) -> External<ChannelHandle> {
-        External::new(ChannelHandle {
-            driver,
-            session,
-            id,
-        })
     }
 
     fn read<T>(&self, f: impl FnOnce(&crate::core::Channel) -> T, gone: T) -> T {

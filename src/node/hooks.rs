@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 type WrapFn = FunctionRef<Unknown<'static>, Unknown<'static>>;
 
 pub(super) struct Hooks {
-    pub(super) dispatch: FunctionRef<super::driver::Tick, Unknown<'static>>,
+    pub(super) dispatch: FunctionRef<super::tick::Tick, Unknown<'static>>,
     pub(super) wrap_channel: WrapFn,
     pub(super) message: WrapFn,
     pub(super) shared_view: Option<WrapFn>,
@@ -31,7 +31,7 @@ thread_local! {
 #[napi]
 #[allow(dead_code)] // called from JavaScript only
 pub fn init(
-    dispatch: Function<super::driver::Tick, Unknown<'static>>,
+    dispatch: Function<super::tick::Tick, Unknown<'static>>,
     wrap_channel: Function<Unknown<'static>, Unknown<'static>>,
     message: Function<Unknown<'static>, Unknown<'static>>,
     real_libuv: Option<bool>,
@@ -53,7 +53,7 @@ pub fn init(
 /// Runs `f` with index.js's dispatcher (to build a ThreadsafeFunction from it).
 pub(super) fn with_dispatch<T>(
     env: &Env,
-    f: impl FnOnce(Function<'_, super::driver::Tick, Unknown<'static>>) -> Result<T>,
+    f: impl FnOnce(Function<'_, super::tick::Tick, Unknown<'static>>) -> Result<T>,
 ) -> Result<T> {
     HOOKS.with(|hooks| {
         let hooks = hooks.borrow();

@@ -35,7 +35,7 @@ pub(super) enum Fact {
 pub(super) type Wake = napi::threadsafe_function::ThreadsafeFunction<
     (),
     Unknown<'static>,
-    super::driver::Tick,
+    super::tick::Tick,
     Status,
     false,
     false,
@@ -56,7 +56,7 @@ pub(super) struct Inbox {
     backlog: Arc<Backlog>,
     /// Sidecar stdouts waiting to be watched on the JavaScript thread's loop.
     #[cfg(unix_io)]
-    readers: Mutex<Vec<(Life, crate::sidecar::StdoutReader)>>,
+    readers: Mutex<Vec<Box<dyn crate::sidecar::LoopRead>>>,
 }
 
 impl Inbox {
@@ -130,7 +130,7 @@ impl Inbox {
                 .callee_handled::<false>()
                 .weak::<false>()
                 .build_callback(move |_ctx: ThreadsafeCallContext<()>| {
-                    Ok(super::driver::Tick(driver))
+                    Ok(super::tick::Tick(driver))
                 })
         })?;
         *slot = Some(Arc::new(wake));
@@ -151,7 +151,7 @@ impl Inbox {
 
     /// The stdouts handed over for the loop reader since the last call.
     #[cfg(unix_io)]
-    pub(super) fn take_readers(&self) -> Vec<(Life, crate::sidecar::StdoutReader)> {
+    pub(super) fn take_readers(&self) -> Vec<Box<dyn crate::sidecar::LoopRead>> {
         std::mem::take(&mut *self.readers.lock().unwrap())
     }
 }
@@ -186,19 +186,14 @@ impl NoticeSink for LifeSink {
     /// The stdout is read on the JavaScript thread (see `poll.rs`) where the runtime allows
     /// it and something can deliver; otherwise by the reader thread.
     #[cfg(unix_io)]
-    fn adopt_reader(
-        &self,
-        reader: crate::sidecar::StdoutReader,
-    ) -> std::result::Result<(), crate::sidecar::StdoutReader> {
-        if !super::hooks::wants_loop_reader()
-            || !self.inbox.is_open()
-            || reader.set_nonblocking(true).is_err()
-        {
-            return Err(reader);
-        }
-        self.inbox.readers.lock().unwrap().push((self.life, reader));
+    fn takes_reader(&self) -> bool {
+        super::hooks::wants_loop_reader() && self.inbox.is_open()
+    }
+
+    #[cfg(unix_io)]
+    fn adopt_reader(&self, reader: Box<dyn crate::sidecar::LoopRead>) {
+        self.inbox.readers.lock().unwrap().push(reader);
         // Wakes JavaScript, which starts watching the pipe.
         self.inbox.wake();
-        Ok(())
     }
 }

@@ -13,4 +13,5 @@ mod peer;
 mod poll;
 mod pool;
 mod registry;
+mod tick;
 mod values;

@@ -14,12 +14,14 @@
 //! stays alive is the driver's wake-up function's business) and is closed when
 //! stdout ends or the environment goes away.
 
-use super::driver::Driver;
-use crate::sidecar::StdoutReader;
+use crate::sidecar::LoopRead;
 use napi::sys;
 use std::ffi::{c_int, c_void};
 use std::ptr;
-use std::rc::{Rc, Weak};
+
+/// Called on the JavaScript thread after each read, to handle and deliver what it queued;
+/// false once its owner is gone (the poller stops then).
+pub type OnRead = Box<dyn Fn(sys::napi_env) -> bool>;
 
 /// libuv's `UV_POLL` handle type and `UV_READABLE` event.
 const UV_POLL: c_int = 8;
@@ -47,8 +49,8 @@ struct Poller {
     env: sys::napi_env,
     /// The `uv_poll_t`, as 8-byte words of the size libuv asks for.
     storage: Box<[u64]>,
-    reader: Option<StdoutReader>,
-    driver: Weak<Driver>,
+    reader: Option<Box<dyn LoopRead>>,
+    on_read: OnRead,
     context: sys::napi_async_context,
 }
 
@@ -65,9 +67,9 @@ impl Poller {
 /// On the JavaScript thread of `env`.
 pub unsafe fn install(
     env: sys::napi_env,
-    driver: &Rc<Driver>,
-    reader: StdoutReader,
-) -> Result<(), StdoutReader> {
+    on_read: OnRead,
+    reader: Box<dyn LoopRead>,
+) -> Result<(), Box<dyn LoopRead>> {
     let mut event_loop = ptr::null_mut();
     if sys::napi_get_uv_event_loop(env, &mut event_loop) != sys::Status::napi_ok
         || event_loop.is_null()
@@ -79,7 +81,7 @@ pub unsafe fn install(
         env,
         storage: vec![0u64; words].into_boxed_slice(),
         reader: None,
-        driver: Rc::downgrade(driver),
+        on_read,
         context: ptr::null_mut(),
     });
     if uv_poll_init(event_loop.cast(), poller.handle(), reader.fd()) != 0 {
@@ -107,10 +109,6 @@ pub unsafe fn install(
 
 unsafe extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_int) {
     let poller = *handle.cast::<*mut Poller>();
-    let Some(driver) = (*poller).driver.upgrade() else {
-        stop(poller, Stop::Running);
-        return;
-    };
     let env = (*poller).env;
     let mut handles = ptr::null_mut();
     sys::napi_open_handle_scope(env, &mut handles);
@@ -124,14 +122,14 @@ unsafe extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_
             Some(reader) => reader.read_ready(READ_BUDGET),
             None => false,
         };
-    // The frames read are the driver's facts now: handled and delivered in this callback.
-    driver.tick(env);
+    // The frames read are the owner's facts now: handled and delivered in this callback.
+    let owned = ((*poller).on_read)(env);
     if scoped {
         // Runs the promise jobs and nextTick callbacks of this delivery.
         sys::napi_close_callback_scope(env, scope);
     }
     sys::napi_close_handle_scope(env, handles);
-    if !alive {
+    if !alive || !owned {
         stop(poller, Stop::Running);
     }
 }
@@ -145,7 +143,7 @@ unsafe extern "C" fn on_env_cleanup(poller: *mut c_void) {
 enum Stop {
     /// `install` failed before the cleanup hook was added.
     BeforeHook,
-    /// Stdout ended or the driver is gone: JavaScript runs, the hook is still registered.
+    /// Stdout ended or the owner is gone: JavaScript runs, the hook is still registered.
     Running,
     /// The environment is being torn down: no napi call that makes V8 handles may run
     /// (Deno aborts with "Cannot create a handle without a HandleScope"); the async context

@@ -7,11 +7,14 @@ pub mod backlog;
 pub mod lookup;
 mod outbox;
 pub mod process;
+mod shared;
+pub mod sink;
 mod stderr;
 mod stdout;
 
 pub use backlog::{Backlog, Ticket};
 pub use lookup::{find_binary, Found, LookupInput, Refusal};
-pub use process::{Kill, Notice, NoticeSink, Sidecar};
+pub use process::Sidecar;
 #[cfg(unix_io)]
-pub use stdout::StdoutReader;
+pub use sink::LoopRead;
+pub use sink::{Kill, Notice, NoticeSink};

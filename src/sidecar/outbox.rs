@@ -2,48 +2,34 @@
 //! to, its flush (straight from the owner's thread when the pipe takes it) and the writer
 //! task that writes the rest.
 
-use super::process::{Shared, Sidecar};
+use super::shared::Shared;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::process::ChildStdin;
 
-#[derive(Default)]
-pub(super) struct Outbox {
-    pub(super) buf: Vec<u8>,
-    pub(super) closing: bool,
-    /// The writer task is writing a batch it took: nobody else may write now.
-    pub(super) writing: bool,
-    /// `stdin_fd` may be written to (false once the writer gave the pipe up).
-    pub(super) fd_open: bool,
-}
-
 /// Buffered bytes beyond which the writer is woken at once, before the owner's flush.
 pub(super) const WAKE_LIMIT: usize = 256 * 1024;
 
-impl Sidecar {
-    /// Writes what is buffered: right here when the writer task is idle and the pipe takes
-    /// it without blocking (Unix), else (and for whatever is left) by waking the writer.
-    /// The owner calls it once per tick, after its writes.
-    pub fn flush(&self) {
-        let shared = &self.shared;
-        #[cfg_attr(not(unix_io), allow(unused_mut))]
-        let mut outbox = shared.outbox.lock().unwrap();
-        #[cfg(unix_io)]
-        if let Some(fd) = shared.stdin_fd {
-            if !outbox.writing && outbox.fd_open && !outbox.closing && !outbox.buf.is_empty() {
-                // SAFETY: the pipe is open (fd_open, checked under the lock the writer takes
-                // before closing it) and non-blocking; the writer is not writing.
-                let n = unsafe { libc::write(fd, outbox.buf.as_ptr().cast(), outbox.buf.len()) };
-                if n > 0 {
-                    outbox.buf.drain(..n as usize);
-                }
+/// Writes what is buffered: right here when the writer task is idle and the pipe takes it
+/// without blocking (Unix), else (and for whatever is left) by waking the writer.
+pub(super) fn flush(shared: &Shared) {
+    #[cfg_attr(not(unix_io), allow(unused_mut))]
+    let mut outbox = shared.outbox.lock().unwrap();
+    #[cfg(unix_io)]
+    if let Some(fd) = shared.stdin_fd {
+        if !outbox.writing && outbox.fd_open && !outbox.closing && !outbox.buf.is_empty() {
+            // SAFETY: the pipe is open (fd_open, checked under the lock the writer takes
+            // before closing it) and non-blocking; the writer is not writing.
+            let n = unsafe { libc::write(fd, outbox.buf.as_ptr().cast(), outbox.buf.len()) };
+            if n > 0 {
+                outbox.buf.drain(..n as usize);
             }
         }
-        let rest = !outbox.buf.is_empty();
-        drop(outbox);
-        if rest {
-            shared.outbox_ready.notify_one();
-        }
+    }
+    let rest = !outbox.buf.is_empty();
+    drop(outbox);
+    if rest {
+        shared.outbox_ready.notify_one();
     }
 }
 

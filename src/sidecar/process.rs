@@ -5,14 +5,12 @@
 //! waiter. Requests are encoded and correlated by the core (`core::Session`); here they
 //! are bytes.
 
-use super::backlog::Backlog;
-use super::outbox::{nonblocking_fd, write_loop, Outbox, WAKE_LIMIT};
+use super::outbox::{self, nonblocking_fd, write_loop, WAKE_LIMIT};
+use super::shared::{Outbox, Shared};
+use super::sink::{Kill, Notice, NoticeSink};
 use super::stderr::stderr_loop;
 use super::stdout::start_reader;
-#[cfg(unix_io)]
-use super::stdout::StdoutReader;
 use crate::error::Error;
-use crate::protocol::Frame;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,114 +18,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::process::Command;
 use tokio::sync::{watch, Notify};
-
-/// What a sidecar tells its owner, in the order it happened: only its own facts.
-#[derive(Debug)]
-pub enum Notice {
-    /// A frame read from stdout (a response or an event), decoded.
-    Frame(Frame),
-    /// A line for the logger, without the `[pion-ipc] ` prefix (stderr, stream trouble).
-    Log(String),
-    /// The stream could not be trusted (the sidecar is killed): for the `error` event.
-    Error(Error),
-    /// The process is gone. `intentional` when stop() asked for it.
-    Exited {
-        code: Option<i32>,
-        signal: Option<String>,
-        intentional: bool,
-    },
-}
-
-/// Receives notices. `flush` marks the end of a batch: everything pushed since the last
-/// flush came out of one read and may be delivered in one go.
-pub trait NoticeSink: Send + Sync + 'static {
-    fn notice(&self, notice: Notice);
-    fn flush(&self) {}
-    /// Where event frames handed on are counted until their consumer is done with them;
-    /// the stdout reader pauses while it is over its limit. `None`: no backpressure.
-    fn backlog(&self) -> Option<Arc<Backlog>> {
-        None
-    }
-    /// Offered the sidecar's stdout, to read it on the sink's own event loop instead of a
-    /// thread of its own; `Err` hands it back. Whoever takes it calls
-    /// [`StdoutReader::read_ready`] when the pipe is readable and delivers what that queued
-    /// (the flush is theirs), until it reports the end. A watchdog thread reads in the
-    /// loop's place while the loop leaves data unread.
-    #[cfg(unix_io)]
-    fn adopt_reader(&self, reader: StdoutReader) -> Result<(), StdoutReader> {
-        Err(reader)
-    }
-}
-
-/// How the sidecar is told to go.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kill {
-    /// Asks it to end: SIGTERM on Unix. Windows has no such request: the process is
-    /// terminated, as with [`Kill::Now`].
-    Term,
-    /// Ends it at once: SIGKILL on Unix, TerminateProcess on Windows.
-    Now,
-}
-
-pub(super) struct Shared {
-    pub(super) pid: u32,
-    /// The sidecar's stdin when it is non-blocking: [`Sidecar::flush`] writes to it
-    /// directly from the JavaScript thread while the writer task is idle, saving a thread
-    /// wake-up per burst (and its latency). Always `None` off Unix.
-    #[cfg_attr(not(unix_io), allow(dead_code))]
-    pub(super) stdin_fd: Option<i32>,
-    /// Windows: the exit waiter, which owns the child's handle, terminates it when told so
-    /// here (a stored permit when it is not waiting yet).
-    #[cfg(not(unix_io))]
-    pub(super) terminate: Notify,
-    pub(super) outbox: Mutex<Outbox>,
-    pub(super) outbox_ready: Notify,
-    pub(super) stopping: AtomicBool,
-    pub(super) reaped: AtomicBool,
-    pub(super) exited: watch::Sender<bool>,
-    pub(super) sink: Arc<dyn NoticeSink>,
-    pub(super) backlog: Option<Arc<Backlog>>,
-    pub(super) runtime: tokio::runtime::Handle,
-}
-
-impl Shared {
-    /// Undelivered frames pausing the reader are no reason to wait any more: stop() is under
-    /// way, or the process is gone (at most a pipe's worth is left to read).
-    pub(super) fn gone_or_stopping(&self) -> bool {
-        self.stopping.load(Ordering::SeqCst) || self.reaped.load(Ordering::SeqCst)
-    }
-
-    /// Tells the process to go, unless it has been reaped already.
-    #[cfg(unix_io)]
-    pub(super) fn kill(&self, how: Kill) {
-        let signal = match how {
-            Kill::Term => libc::SIGTERM,
-            Kill::Now => libc::SIGKILL,
-        };
-        if self.pid != 0 && !self.reaped.load(Ordering::SeqCst) {
-            // SAFETY: kill(2) with a pid this process spawned and has not reaped yet.
-            unsafe {
-                libc::kill(self.pid as libc::pid_t, signal);
-            }
-        }
-    }
-
-    /// Tells the process to go, unless it has been reaped already: the exit waiter
-    /// terminates it (see [`wait_child`]).
-    #[cfg(not(unix_io))]
-    pub(super) fn kill(&self, _how: Kill) {
-        if !self.reaped.load(Ordering::SeqCst) {
-            self.terminate.notify_one();
-        }
-    }
-
-    /// Lets a reader paused by backpressure look at `stopping` / `reaped` again.
-    fn wake_reader(&self) {
-        if let Some(backlog) = &self.backlog {
-            backlog.wake();
-        }
-    }
-}
 
 /// A handle to one running sidecar; cheap to clone.
 #[derive(Clone)]
@@ -263,6 +153,11 @@ impl Sidecar {
     /// Tells the process to go, unless it has been reaped already.
     pub fn kill(&self, how: Kill) {
         self.shared.kill(how);
+    }
+
+    /// Writes what [`write`](Self::write) buffered (the owner calls it once per tick).
+    pub fn flush(&self) {
+        outbox::flush(&self.shared);
     }
 
     /// Marks the coming exit as intended: the exit notice says `intentional`.

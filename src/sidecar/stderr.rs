@@ -1,6 +1,7 @@
 //! The sidecar's stderr: read for its whole life, cut into log lines.
 
-use super::process::{Notice, Shared};
+use super::shared::Shared;
+use super::sink::Notice;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt};
 

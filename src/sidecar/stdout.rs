@@ -1,7 +1,8 @@
 //! The sidecar's stdout: read (on the sink's event loop, by a thread of its own, or by a
 //! tokio task off Unix), framed, and handed to the sink frame by frame.
 
-use super::process::{Kill, Notice, Shared};
+use super::shared::Shared;
+use super::sink::{Kill, Notice};
 use crate::error::Error;
 use crate::protocol::{Frame, FrameDecoder};
 use std::sync::Arc;
@@ -44,16 +45,18 @@ pub(super) fn start_reader(
             loop_read_at: std::sync::atomic::AtomicU64::new(0),
         }),
     };
-    match shared.sink.adopt_reader(reader.clone()) {
-        Ok(()) => reader.spawn_watchdog()?,
-        Err(reader) => reader.spawn_thread()?,
+    if shared.sink.takes_reader() && reader.set_nonblocking(true).is_ok() {
+        shared.sink.adopt_reader(Box::new(reader.clone()));
+        reader.spawn_watchdog()?;
+    } else {
+        reader.spawn_thread()?;
     }
     Ok(async move {
         let _ = ended.await;
     })
 }
 
-/// How long the event loop that took the stdout (see [`NoticeSink::adopt_reader`]) may
+/// How long the event loop that took the stdout (see [`NoticeSink::adopt_reader`](super::sink::NoticeSink::adopt_reader)) may
 /// leave it unread before a thread reads in its place.
 #[cfg(unix_io)]
 const LOOP_STALL: Duration = Duration::from_millis(20);
@@ -63,13 +66,13 @@ const LOOP_STALL: Duration = Duration::from_millis(20);
 const LOOP_GRACE: Duration = Duration::from_millis(2);
 
 /// The sidecar's stdout, for an event loop that is not ours (see
-/// [`NoticeSink::adopt_reader`]). A watchdog thread reads in the loop's place while the
+/// [`NoticeSink::adopt_reader`](super::sink::NoticeSink::adopt_reader)). A watchdog thread reads in the loop's place while the
 /// loop is held up (JavaScript busy or blocked), as a reader thread of our own would: so
 /// requests are answered, a paused reader still respects the backlog bound, and stop()
 /// still ends a sidecar whose stdout is full.
 #[cfg(unix_io)]
 #[derive(Clone)]
-pub struct StdoutReader {
+pub(super) struct StdoutReader {
     inner: Arc<ReaderInner>,
 }
 
@@ -239,6 +242,17 @@ impl StdoutReader {
         // SAFETY: poll(2) on one descriptor this reader owns.
         let n = unsafe { libc::poll(&mut poll, 1, limit.as_millis() as i32) };
         n > 0
+    }
+}
+
+#[cfg(unix_io)]
+impl super::sink::LoopRead for StdoutReader {
+    fn fd(&self) -> i32 {
+        StdoutReader::fd(self)
+    }
+
+    fn read_ready(&self, budget: usize) -> bool {
+        StdoutReader::read_ready(self, budget)
     }
 }
 
