@@ -7,7 +7,8 @@ use crate::error::Error;
 use crate::protocol::messages::{self, SctpStats, Sdp};
 use crate::protocol::Frame;
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
 /// How a settled call's response payload is read.
@@ -99,21 +100,57 @@ pub enum Signal {
     RemoteCandidate,
 }
 
+/// Hashes request ids (handed out here, no untrusted input) with one multiplication
+/// instead of SipHash: the table is touched twice for every `dc.send`.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u32(&mut self, id: u32) {
+        // Fibonacci hashing: consecutive ids spread over the high bits hashbrown uses.
+        self.0 = u64::from(id).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
 #[derive(Debug)]
 struct Entry {
     method: Cow<'static, str>,
     deadline: Instant,
+    /// Tells this registration from an earlier one of the same id (ids wrap around).
+    seq: u64,
     kind: RequestKind,
 }
 
 /// Requests sent and not yet answered. Ids are u32, start at 1, wrap around and skip 0 and
 /// ids still waiting.
+///
+/// Every request has the same timeout, so deadlines come in sending order: they are kept
+/// in a queue, and an answered request's place in it is dropped once it reaches the front
+/// (or the queue is compacted), so an answer costs no search.
 #[derive(Debug)]
 pub struct PendingRequests {
     timeout: Duration,
     next_id: u32,
-    entries: HashMap<u32, Entry>,
-    deadlines: BTreeSet<(Instant, u32)>,
+    seq: u64,
+    entries: HashMap<u32, Entry, BuildHasherDefault<IdHasher>>,
+    /// (deadline, seq, id), in deadline order; the front is always a waiting request.
+    deadlines: VecDeque<(Instant, u64, u32)>,
+}
+
+impl std::fmt::Debug for IdHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdHasher")
+    }
 }
 
 impl PendingRequests {
@@ -121,8 +158,9 @@ impl PendingRequests {
         PendingRequests {
             timeout,
             next_id: 0,
-            entries: HashMap::new(),
-            deadlines: BTreeSet::new(),
+            seq: 0,
+            entries: HashMap::default(),
+            deadlines: VecDeque::new(),
         }
     }
 
@@ -135,40 +173,71 @@ impl PendingRequests {
             }
         };
         let deadline = now + self.timeout;
-        self.deadlines.insert((deadline, id));
+        self.seq += 1;
+        let place = (deadline, self.seq, id);
+        // In order unless a caller's clock went back: then sorted in.
+        if self.deadlines.back().is_none_or(|last| *last <= place) {
+            self.deadlines.push_back(place);
+        } else {
+            let at = self.deadlines.partition_point(|d| *d < place);
+            self.deadlines.insert(at, place);
+        }
         self.entries.insert(
             id,
             Entry {
                 method,
                 deadline,
+                seq: self.seq,
                 kind,
             },
         );
         id
     }
 
+    fn is_waiting(&self, (_, seq, id): &(Instant, u64, u32)) -> bool {
+        self.entries.get(id).is_some_and(|e| e.seq == *seq)
+    }
+
+    /// Drops answered requests from the front of the queue, and compacts it once mostly
+    /// answered ones remain (one early request that waits long keeps the rest behind it).
+    fn tidy(&mut self) {
+        while let Some(front) = self.deadlines.front() {
+            if self.is_waiting(front) {
+                break;
+            }
+            self.deadlines.pop_front();
+        }
+        if self.deadlines.len() > 2 * self.entries.len() + 64 {
+            let entries = &self.entries;
+            self.deadlines
+                .retain(|(_, seq, id)| entries.get(id).is_some_and(|e| e.seq == *seq));
+        }
+    }
+
     /// Takes the waiting request `id`: its method and kind.
     pub fn take(&mut self, id: u32) -> Option<(Cow<'static, str>, RequestKind)> {
         let entry = self.entries.remove(&id)?;
-        self.deadlines.remove(&(entry.deadline, id));
+        self.tidy();
         Some((entry.method, entry.kind))
     }
 
     /// The earliest deadline of a waiting request.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.deadlines.first().map(|(at, _)| *at)
+        self.deadlines.front().map(|(at, ..)| *at)
     }
 
     /// Takes the requests whose deadline is `now` or earlier, earliest first.
     pub fn expire(&mut self, now: Instant) -> Vec<(u32, Cow<'static, str>, RequestKind)> {
         let mut expired = Vec::new();
-        while let Some(&(deadline, id)) = self.deadlines.first() {
+        while let Some(&(deadline, _, id)) = self.deadlines.front() {
             if deadline > now {
                 break;
             }
-            if let Some((method, kind)) = self.take(id) {
-                expired.push((id, method, kind));
+            self.deadlines.pop_front();
+            if let Some(entry) = self.entries.remove(&id) {
+                expired.push((id, entry.method, entry.kind));
             }
+            self.tidy();
         }
         expired
     }
@@ -178,13 +247,12 @@ impl PendingRequests {
         let mut all: Vec<_> = self
             .entries
             .drain()
-            .map(|(id, e)| (e.deadline, id, e.method, e.kind))
+            .map(|(id, e)| (e.deadline, e.seq, id, e.method, e.kind))
             .collect();
         self.deadlines.clear();
-        // Deadlines grow with the send time; ids break ties (they grow too, short of a wrap).
-        all.sort_by_key(|(deadline, id, ..)| (*deadline, *id));
+        all.sort_by_key(|(deadline, seq, ..)| (*deadline, *seq));
         all.into_iter()
-            .map(|(_, id, method, kind)| (id, method, kind))
+            .map(|(_, _, id, method, kind)| (id, method, kind))
             .collect()
     }
 
@@ -246,6 +314,62 @@ mod tests {
         assert_eq!(due, [a, b]);
         assert!(pending.is_empty());
         assert_eq!(pending.next_deadline(), None);
+    }
+
+    #[test]
+    fn an_id_reused_after_its_answer_keeps_its_own_deadline() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut pending = PendingRequests::new(ms(100));
+        let a = pending.register("a".into(), kind(1), t0);
+        let b = pending.register("b".into(), kind(2), t0 + ms(1));
+        assert!(pending.take(b).is_some());
+        // the next id is b's again, registered much later
+        pending.set_next_id(b - 1);
+        let c = pending.register("c".into(), kind(3), t0 + ms(50));
+        assert_eq!(c, b);
+        assert!(pending.take(a).is_some());
+        assert_eq!(pending.next_deadline(), Some(t0 + ms(150)));
+        assert!(
+            pending.expire(t0 + ms(105)).is_empty(),
+            "c expired on b's deadline"
+        );
+        assert_eq!(pending.expire(t0 + ms(150)).len(), 1);
+    }
+
+    #[test]
+    fn answered_requests_behind_a_waiting_one_do_not_pile_up() {
+        let t0 = Instant::now();
+        let mut pending = PendingRequests::new(Duration::from_secs(10));
+        let first = pending.register("slow".into(), kind(0), t0);
+        for n in 1..10_000u64 {
+            let id = pending.register("x".into(), kind(n), t0 + Duration::from_micros(n));
+            assert!(pending.take(id).is_some());
+        }
+        assert!(
+            pending.deadlines.len() <= 2 * pending.len() + 65,
+            "{}",
+            pending.deadlines.len()
+        );
+        assert_eq!(pending.next_deadline(), Some(t0 + Duration::from_secs(10)));
+        assert!(pending.take(first).is_some());
+        assert_eq!(pending.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_clock_going_back_still_expires_in_deadline_order() {
+        let t0 = Instant::now() + Duration::from_secs(1);
+        let ms = Duration::from_millis;
+        let mut pending = PendingRequests::new(ms(100));
+        let late = pending.register("late".into(), kind(1), t0 + ms(30));
+        let early = pending.register("early".into(), kind(2), t0);
+        assert_eq!(pending.next_deadline(), Some(t0 + ms(100)));
+        let order: Vec<_> = pending
+            .expire(t0 + ms(200))
+            .into_iter()
+            .map(|(id, ..)| id)
+            .collect();
+        assert_eq!(order, [early, late]);
     }
 
     #[test]
