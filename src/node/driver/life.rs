@@ -106,16 +106,37 @@ impl Driver {
     }
 
     pub(super) fn kill(&self, life: Life) {
-        let run = {
-            let mut state = self.state.borrow_mut();
-            match &state.run {
-                Some(run) if run.life == life => state.run.take(),
-                _ => None,
-            }
-        };
-        if let Some(run) = run {
+        if let Some(run) = self.take_run(life) {
             run.sidecar.mark_stopping();
             run.sidecar.kill(Kill::Now);
+        }
+    }
+
+    /// The process of `life`, taken out of the driver (it is being ended).
+    fn take_run(&self, life: Life) -> Option<Run> {
+        let mut state = self.state.borrow_mut();
+        match &state.run {
+            Some(run) if run.life == life => state.run.take(),
+            _ => None,
+        }
+    }
+
+    /// Ends the process of `life` on a tokio task (`end` does it); `StopDone` follows.
+    fn end_on_task<F>(&self, life: Life, end: impl FnOnce(Sidecar) -> F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        match self.take_run(life) {
+            Some(run) => {
+                let ending = end(run.sidecar);
+                let inbox = self.inbox.clone();
+                napi::bindgen_prelude::spawn(async move {
+                    ending.await;
+                    inbox.push(Fact::StopDone(life));
+                    inbox.wake();
+                });
+            }
+            None => self.stop_done(life),
         }
     }
 
@@ -126,48 +147,20 @@ impl Driver {
                 Action::Spawn(life) => self.spawn(life),
                 Action::Kill(life) => {
                     self.session_of(life, |s, now| s.sidecar_stopped(now));
-                    let run = {
-                        let mut state = self.state.borrow_mut();
-                        match &state.run {
-                            Some(run) if run.life == life => state.run.take(),
-                            _ => None,
+                    self.end_on_task(life, |sidecar| {
+                        sidecar.mark_stopping();
+                        sidecar.kill(Kill::Now);
+                        async move {
+                            sidecar.wait_exit(Duration::from_secs(2)).await;
                         }
-                    };
-                    let inbox = self.inbox.clone();
-                    match run {
-                        Some(run) => {
-                            run.sidecar.mark_stopping();
-                            run.sidecar.kill(Kill::Now);
-                            napi::bindgen_prelude::spawn(async move {
-                                run.sidecar.wait_exit(Duration::from_secs(2)).await;
-                                inbox.push(Fact::StopDone(life));
-                                inbox.wake();
-                            });
-                        }
-                        None => self.stop_done(life),
-                    }
+                    });
                 }
                 Action::Stop(life) => {
                     self.session_of(life, |s, now| s.sidecar_stopped(now));
-                    let (run, timeout) = {
-                        let mut state = self.state.borrow_mut();
-                        let run = match &state.run {
-                            Some(run) if run.life == life => state.run.take(),
-                            _ => None,
-                        };
-                        (run, state.stop_timeout)
-                    };
-                    let inbox = self.inbox.clone();
-                    match run {
-                        Some(run) => {
-                            napi::bindgen_prelude::spawn(async move {
-                                run.sidecar.stop(timeout).await;
-                                inbox.push(Fact::StopDone(life));
-                                inbox.wake();
-                            });
-                        }
-                        None => self.stop_done(life),
-                    }
+                    let timeout = self.state.borrow().stop_timeout;
+                    self.end_on_task(life, move |sidecar| async move {
+                        sidecar.stop(timeout).await;
+                    });
                 }
                 Action::RestartAfter(_) | Action::Idle => {}
                 Action::Restarted => self.state.borrow_mut().queued.push_back(IpcEvent::Restart),

@@ -102,6 +102,7 @@ impl Driver {
             let event = current.borrow_mut().poll_event();
             let next = match event {
                 Some(event) => Some((current, event)),
+                None if self.state.borrow().older.is_empty() => None,
                 None => self.sessions().into_iter().skip(1).find_map(|session| {
                     let event = session.borrow_mut().poll_event()?;
                     Some((session, event))
