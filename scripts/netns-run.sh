@@ -6,7 +6,9 @@
 #
 # Inside the namespace lo is up, and a veth pair pnr0 (10.99.0.1/24) /
 # pnr1 (10.99.0.2/24) is up with both ends in the namespace, which gives ICE
-# a non-loopback interface to gather candidates on. The command's exit code
+# a non-loopback interface to gather candidates on. A default route points at
+# pnr0 (it leads nowhere outside the namespace): Chromium gathers host
+# candidates only on the interface of the default route, none without one. The command's exit code
 # is propagated. Without namespace support (not root, not Linux, no veth) the
 # command runs directly on the host network, with a warning.
 #
@@ -27,7 +29,8 @@ if [[ "${PION_NETNS_SETUP:-}" == "1" ]]; then
          ip addr add 10.99.0.1/24 dev pnr0 &&
          ip addr add 10.99.0.2/24 dev pnr1 &&
          ip link set pnr0 up &&
-         ip link set pnr1 up; }; then
+         ip link set pnr1 up &&
+         ip route add default dev pnr0; }; then
     echo "error: $0: setting up lo and veth pnr0/pnr1 in the network namespace failed" >&2
     exit 1
   fi
