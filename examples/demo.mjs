@@ -25,6 +25,7 @@ const bobMayAdd = trickle(alice, bob)
 const aliceMayAdd = trickle(bob, alice)
 alice.onconnectionstatechange = () => console.log(`${at()}  alice: ${alice.connectionState}`)
 
+const connectStart = performance.now()
 const chat = alice.createDataChannel('chat')
 const bobChannel = new Promise((resolve) => {
   bob.ondatachannel = ({ channel }) => resolve(channel)
@@ -41,6 +42,7 @@ aliceMayAdd()
 
 await new Promise((resolve) => (chat.onopen = resolve))
 const remote = await bobChannel
+const connectMs = (performance.now() - connectStart).toFixed(1)
 // the sidecar may report the selected pair just after the channel opened
 const pair =
   alice.selectedCandidatePair ??
@@ -52,7 +54,7 @@ const pair =
     })
   }))
 const route = pair ? `${pair.local.address}:${pair.local.port} ↔ ${pair.remote.address}:${pair.remote.port}` : 'route not reported'
-console.log(`${at()}  channel "${chat.label}" open (${route})`)
+console.log(`${at()}  channel "${chat.label}" open (${route}), connected in ${connectMs} ms`)
 
 const received = new Promise((resolve) => {
   const got = []
