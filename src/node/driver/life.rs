@@ -23,10 +23,7 @@ impl Driver {
         let claimed = self.state.borrow_mut().supervisor.start();
         match claimed {
             Err(e) => {
-                self.state
-                    .borrow_mut()
-                    .queued
-                    .push_back(IpcEvent::Settle(token, Err(e)));
+                self.queue(IpcEvent::Settle(token, Err(e)));
             }
             Ok(actions) => {
                 let life = self.state.borrow().supervisor.life();
@@ -86,10 +83,7 @@ impl Driver {
                 .borrow_mut()
                 .request(request, SettleToken(token), now);
         } else {
-            self.state
-                .borrow_mut()
-                .queued
-                .push_back(IpcEvent::Settle(token, Err(Error::NotStarted)));
+            self.queue(IpcEvent::Settle(token, Err(Error::NotStarted)));
         }
         self.after_command(env)?;
         Ok(promise)
@@ -163,7 +157,7 @@ impl Driver {
                     });
                 }
                 Action::RestartAfter(_) | Action::Idle => {}
-                Action::Restarted => self.state.borrow_mut().queued.push_back(IpcEvent::Restart),
+                Action::Restarted => self.queue(IpcEvent::Restart),
             }
         }
     }
@@ -252,10 +246,7 @@ impl Driver {
                     .started(life, Instant::now());
                 let waiter = self.state.borrow_mut().start_waiters.remove(&life);
                 if let Some(token) = waiter {
-                    self.state
-                        .borrow_mut()
-                        .queued
-                        .push_back(IpcEvent::Settle(token, Ok(Outcome::Unit)));
+                    self.queue(IpcEvent::Settle(token, Ok(Outcome::Unit)));
                 }
                 self.run(actions);
             }
@@ -291,7 +282,7 @@ impl Driver {
             }
             Fact::Sidecar(_, Notice::Log(line), _) => self.log_later(line),
             Fact::Sidecar(_, Notice::Error(e), _) => {
-                self.state.borrow_mut().queued.push_back(IpcEvent::Error(e));
+                self.queue(IpcEvent::Error(e));
             }
             Fact::Sidecar(
                 life,

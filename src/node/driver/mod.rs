@@ -242,19 +242,18 @@ impl Driver {
         token: u64,
         result: std::result::Result<Outcome, Error>,
     ) -> Result<()> {
-        self.state
-            .borrow_mut()
-            .queued
-            .push_back(IpcEvent::Settle(token, result));
+        self.queue(IpcEvent::Settle(token, result));
         self.after_command(env)
     }
 
     /// A line for the PionIpc's logger, at the next delivery.
     pub(super) fn log_later(&self, line: String) {
-        self.state
-            .borrow_mut()
-            .queued
-            .push_back(IpcEvent::Log(line));
+        self.queue(IpcEvent::Log(line));
+    }
+
+    /// Something of the PionIpc's own, delivered after what the sessions hold now.
+    fn queue(&self, event: IpcEvent) {
+        self.state.borrow_mut().queued.push_back(event);
     }
 
     /// The object `object` was collected by JavaScript.
