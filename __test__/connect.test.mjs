@@ -6,6 +6,7 @@ import { test, describe, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { PionIpc, RTCPeerConnection } from '../index.mjs'
 import { withTimeout, until } from './helpers/util.mjs'
+import { trickle } from './helpers/webrtc.mjs'
 
 const MS = 15000
 let ipc
@@ -102,30 +103,22 @@ describe('signalling shapes with the candidate hold on', () => {
     const logA = record(a)
     let answerApplied = false
     const earlyA = []
-    let queueA = []
-    let queueB = []
     a.on('icecandidate', ({ candidate }) => {
       if (!answerApplied) earlyA.push(candidate.candidate)
-      if (queueA) queueA.push(candidate)
-      else b.addIceCandidate(candidate).catch(() => {})
     })
-    b.on('icecandidate', ({ candidate }) => {
-      if (queueB) queueB.push(candidate)
-      else a.addIceCandidate(candidate).catch(() => {})
-    })
+    const toB = trickle(a, b)
+    const toA = trickle(b, a)
     try {
       await openAndTalk(a, b, async () => {
         const offer = await a.createOffer()
         await a.setLocalDescription(offer)
         await b.setRemoteDescription(offer)
-        for (const c of queueA) b.addIceCandidate(c).catch(() => {})
-        queueA = null
+        toB()
         const answer = await b.createAnswer()
         await b.setLocalDescription(answer)
         await a.setRemoteDescription(answer)
         answerApplied = true
-        for (const c of queueB) a.addIceCandidate(c).catch(() => {})
-        queueB = null
+        toA()
       })
       assert.deepEqual(earlyA, [], 'candidates emitted while the answer was awaited')
       assert.ok(logA.some((e) => e.candidate), 'A emitted its candidates once released')
@@ -159,18 +152,13 @@ describe('signalling shapes with the candidate hold on', () => {
 
   test('non-trickle answer only: the offerer trickles, the answer comes whole', async () => {
     const { a, b } = pair()
-    let queueA = []
-    a.on('icecandidate', ({ candidate }) => {
-      if (queueA) queueA.push(candidate)
-      else b.addIceCandidate(candidate).catch(() => {})
-    })
+    const toB = trickle(a, b)
     try {
       await openAndTalk(a, b, async () => {
         const offer = await a.createOffer()
         await a.setLocalDescription(offer)
         await b.setRemoteDescription(offer)
-        for (const c of queueA) b.addIceCandidate(c).catch(() => {})
-        queueA = null
+        toB()
         await b.setLocalDescription(await b.createAnswer())
         await gathered(b)
         await a.setRemoteDescription(b.localDescription)

@@ -4,7 +4,7 @@ import { withTimeout } from './util.mjs'
 
 /** Trickle ICE from `from` to `to`, holding back candidates until `to` has its remote
  * description; call the returned function once it has. */
-function trickle(from, to) {
+export function trickle(from, to) {
   let early = []
   from.on('icecandidate', ({ candidate }) => {
     if (early) early.push(candidate)
