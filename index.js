@@ -9,7 +9,10 @@ const { markAsUntransferable } = require('node:worker_threads')
 const path = require('node:path')
 const binding = require('./binding.js')
 
-const NATIVE = Symbol('pion-node-rs.native')
+// Shared with the standard API (polyfill.js), which reads the native objects' extra getters.
+const NATIVE = Symbol.for('pion-node-rs.native')
+// The standard API's connections are made while their sidecar starts (never the old API's).
+const AFTER_START = Symbol.for('pion-node-rs.afterStart')
 const LOGGER = Symbol('pion-node-rs.logger')
 const INTERNAL = Symbol('pion-node-rs.internal')
 
@@ -227,12 +230,14 @@ class RTCPeerConnection extends EventEmitter {
     // reason, as with any bad option; the constructor itself never throws.
     let ipc = null
     let unreadable = null
+    let afterStart = false
     try {
       ipc = options?._ipc?.[NATIVE] ?? null
+      afterStart = options?.[AFTER_START] === true
     } catch (err) {
       unreadable = `cannot read option _ipc: ${describeThrown(err)}`
     }
-    this[NATIVE] = new binding.NativePeerConnection(ipc, options, this, unreadable)
+    this[NATIVE] = new binding.NativePeerConnection(ipc, options, this, unreadable, afterStart)
   }
 
   get connectionState() {

@@ -36,7 +36,7 @@ pub mod supervisor;
 #[cfg(test)]
 mod tests;
 
-pub use channel::{Channel, ReadyState, CLOSE_DRAIN_LIMIT, MAX_MESSAGE_SIZE};
+pub use channel::{Channel, Counters, ReadyState, CLOSE_DRAIN_LIMIT, MAX_MESSAGE_SIZE};
 pub use connection::hold::{CandidateHold, ConnectionOptions, DEFAULT_CANDIDATE_HOLD};
 pub use connection::{Connection, MAX_LABEL_BYTES};
 pub use connection_call::ConnectionCall;

@@ -94,8 +94,13 @@ pub enum RequestKind {
 pub enum Signal {
     /// `setLocalDescription({ type: kind, sdp })`.
     Local { kind: String, sdp: String },
-    /// `setRemoteDescription` of an answer; `candidates`: its SDP has `a=candidate` lines.
-    RemoteAnswer { candidates: bool },
+    /// `setRemoteDescription({ type: kind, sdp })`; `candidates`: its SDP has
+    /// `a=candidate` lines.
+    Remote {
+        kind: String,
+        sdp: String,
+        candidates: bool,
+    },
     /// `addIceCandidate` of a UDP candidate that is not an mDNS name.
     RemoteCandidate,
 }

@@ -123,6 +123,26 @@ impl NativeDataChannel {
         self.driver.after_command(&env)
     }
 
+    /// What the channel moved: `{ messagesSent, bytesSent, messagesReceived, bytesReceived }`.
+    #[napi(getter)]
+    pub fn counters<'env>(&self, env: &'env Env) -> Result<Unknown<'env>> {
+        let c = self.read(|c| c.counters(), Default::default());
+        // SAFETY: JavaScript thread.
+        unsafe {
+            let raw = env.raw();
+            let object = super::values::object(raw)?;
+            for (key, n) in [
+                ("messagesSent", c.messages_sent),
+                ("bytesSent", c.bytes_sent),
+                ("messagesReceived", c.messages_received),
+                ("bytesReceived", c.bytes_received),
+            ] {
+                super::values::set(raw, object, key, ToNapiValue::to_napi_value(raw, n as f64)?)?;
+            }
+            Ok(Unknown::from_raw_unchecked(raw, object))
+        }
+    }
+
     /// Synchronous: queues the message or throws.
     #[napi]
     pub fn send(&self, env: Env, data: Unknown) -> Result<()> {

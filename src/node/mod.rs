@@ -9,6 +9,7 @@ mod hooks;
 mod inbox;
 mod ipc;
 mod peer;
+mod peer_options;
 #[cfg(unix_io)]
 mod poll;
 mod pool;

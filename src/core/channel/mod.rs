@@ -64,6 +64,16 @@ struct Outgoing {
     binary: bool,
 }
 
+/// What a channel moved, counted by the SDK for `getStats()`: messages given to `send()`
+/// and accepted, messages delivered, and their bytes (text as UTF-8).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counters {
+    pub messages_sent: u64,
+    pub bytes_sent: u64,
+    pub messages_received: u64,
+    pub bytes_received: u64,
+}
+
 #[derive(Debug)]
 pub struct Channel {
     id: ChannelId,
@@ -92,6 +102,7 @@ pub struct Channel {
     /// Closed gracefully before the sidecar knew it: its `dc.close` waits for the
     /// `dc.create` answer.
     close_after_create: bool,
+    counters: Counters,
 }
 
 /// A valid reported buffered amount: present, finite, not negative.
@@ -128,7 +139,12 @@ impl Channel {
             draining: false,
             close_waiters: Vec::new(),
             close_after_create: false,
+            counters: Counters::default(),
         }
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.counters
     }
 
     pub fn id(&self) -> ChannelId {
@@ -224,6 +240,8 @@ impl Channel {
             )));
         }
         self.unacked += data.len() as u64;
+        self.counters.messages_sent += 1;
+        self.counters.bytes_sent += data.len() as u64;
         if self.queue.is_empty() && self.created && ctx.budget.try_acquire() {
             self.send_now(ctx, out, data, binary, now);
             return Ok(false);
@@ -520,6 +538,8 @@ impl Channel {
                 if self.open_if_connecting() {
                     out.emit(Event::Channel(self.id, ChannelEvent::Open));
                 }
+                self.counters.messages_received += 1;
+                self.counters.bytes_received += payload.len() as u64;
                 let data = payload.clone();
                 out.emit(Event::Channel(
                     self.id,

@@ -52,6 +52,16 @@ impl LocalDescription {
         self.complete = state == "complete";
     }
 
+    /// `description` with what was gathered when it is the one set last; else as it was.
+    pub fn with_candidates(&self, description: &SessionDescription) -> SessionDescription {
+        match &self.current {
+            Some(current) if current == description => {
+                self.assemble().unwrap_or_else(|| current.clone())
+            }
+            _ => description.clone(),
+        }
+    }
+
     /// The local description with what was gathered, or `None` before one was set.
     pub fn assemble(&self) -> Option<SessionDescription> {
         let current = self.current.as_ref()?;

@@ -1,12 +1,14 @@
 //! RTCPeerConnection's state machine: its creation, the four states and their late events
 //! (PROTOCOL.md, trap 5), its channels, the calls that wait for `pc.create`, failure and
 //! close; the offerer's candidate hold (`hold.rs`, issue 15) and the local description
-//! with its gathered candidates (`local_description.rs`, trap 16). `hold.rs` and
-//! `local_description.rs` hold plain state and import nothing of this module;
+//! with its gathered candidates (`local_description.rs`, trap 16); the current and pending
+//! descriptions (`descriptions.rs`). `hold.rs`, `local_description.rs` and
+//! `descriptions.rs` hold plain state and import nothing of this module;
 //! `signals.rs`, `calls.rs` and `closing.rs` add methods to [`Connection`].
 
 mod calls;
 mod closing;
+mod descriptions;
 pub mod hold;
 mod local_description;
 mod signals;
@@ -21,6 +23,7 @@ use crate::protocol::messages::{
     self, CandidatePair, DataChannelAnnounce, IceCandidate, State, StateChange,
 };
 use crate::protocol::Frame;
+use descriptions::Descriptions;
 use hold::{CandidateGate, ConnectionOptions};
 use local_description::LocalDescription;
 use std::collections::{HashMap, VecDeque};
@@ -78,6 +81,8 @@ pub struct Connection {
     /// The offerer's candidate hold (issue 15).
     gate: CandidateGate,
     local: LocalDescription,
+    /// Current and pending, local and remote (the standard API's four descriptions).
+    descriptions: Descriptions,
 }
 
 /// The context a channel of `$conn` needs, borrowed from its fields.
@@ -116,6 +121,7 @@ impl Connection {
             close_waiters: Vec::new(),
             gate: CandidateGate::new(options.candidate_hold),
             local: LocalDescription::default(),
+            descriptions: Descriptions::default(),
         }
     }
 

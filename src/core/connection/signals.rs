@@ -23,11 +23,11 @@ impl Connection {
                     sdp: d.sdp.clone(),
                 })
             }
-            ConnectionCall::SetRemoteDescription(d) if d.kind == "answer" => {
-                Some(Signal::RemoteAnswer {
-                    candidates: carries_candidates(&d.sdp),
-                })
-            }
+            ConnectionCall::SetRemoteDescription(d) => Some(Signal::Remote {
+                kind: d.kind.clone(),
+                sdp: d.sdp.clone(),
+                candidates: carries_candidates(&d.sdp),
+            }),
             ConnectionCall::AddIceCandidate(c) if releases_hold(&c.candidate) => {
                 Some(Signal::RemoteCandidate)
             }
@@ -51,18 +51,29 @@ impl Connection {
             Signal::Local { kind, sdp } => {
                 let offer = kind == "offer";
                 if ok {
-                    self.local.on_set(SessionDescription { kind, sdp });
+                    let description = SessionDescription { kind, sdp };
+                    self.descriptions.local_set(description.clone());
+                    self.local.on_set(description);
                 }
                 // A refused offer holds for nothing; an answer set means this side answers.
                 if !ok && offer || ok && !offer {
                     self.gate.open(id, out);
                 }
             }
-            Signal::RemoteAnswer { candidates } if ok => {
-                self.gate.on_answer_applied(id, out, candidates, now)
+            Signal::Remote {
+                kind,
+                sdp,
+                candidates,
+            } if ok => {
+                let answer = kind == "answer";
+                self.descriptions
+                    .remote_set(SessionDescription { kind, sdp });
+                if answer {
+                    self.gate.on_answer_applied(id, out, candidates, now)
+                }
             }
             Signal::RemoteCandidate if ok => self.gate.on_remote_candidate(id, out),
-            Signal::RemoteAnswer { .. } | Signal::RemoteCandidate => {}
+            Signal::Remote { .. } | Signal::RemoteCandidate => {}
         }
     }
 
@@ -77,6 +88,35 @@ impl Connection {
     /// `None` before a `setLocalDescription` succeeded.
     pub fn local_description(&self) -> Option<SessionDescription> {
         self.local.assemble()
+    }
+
+    /// `currentLocalDescription` (with its candidates when it is the one set last).
+    pub fn current_local_description(&self) -> Option<SessionDescription> {
+        self.descriptions
+            .current_local
+            .as_ref()
+            .map(|d| self.local.with_candidates(d))
+    }
+
+    /// `pendingLocalDescription` (with its candidates when it is the one set last).
+    pub fn pending_local_description(&self) -> Option<SessionDescription> {
+        self.descriptions
+            .pending_local
+            .as_ref()
+            .map(|d| self.local.with_candidates(d))
+    }
+
+    /// `remoteDescription`: the pending remote description if any, else the current one.
+    pub fn remote_description(&self) -> Option<&SessionDescription> {
+        self.descriptions.remote()
+    }
+
+    pub fn current_remote_description(&self) -> Option<&SessionDescription> {
+        self.descriptions.current_remote.as_ref()
+    }
+
+    pub fn pending_remote_description(&self) -> Option<&SessionDescription> {
+        self.descriptions.pending_remote.as_ref()
     }
 
     /// Whether this connection's own candidates are being held now.

@@ -13,4 +13,5 @@ mod hold_util;
 mod properties;
 mod session_io;
 mod sidecar;
+mod standard_api;
 mod supervisor;

@@ -194,6 +194,15 @@ impl Driver {
         self.state.borrow().supervisor.is_started()
     }
 
+    /// A sidecar of the current session runs (started, or starting: its ping is out).
+    pub(super) fn has_live_run(&self) -> bool {
+        let state = self.state.borrow();
+        state
+            .run
+            .as_ref()
+            .is_some_and(|r| Some(r.life) == state.session_life)
+    }
+
     pub(super) fn pid(&self) -> Option<u32> {
         self.state.borrow().run.as_ref().map(|r| r.sidecar.pid())
     }
