@@ -41,7 +41,24 @@ after(() => cleanup())
 test('the main tarball holds the JavaScript and the types, not the binary', async () => {
   const { stdout } = await run('tar', ['tzf', packed.main], { timeout: 10_000 })
   const files = stdout.trim().split('\n').map((f) => f.replace(/^package\//, '')).sort()
-  assert.deepEqual(files, ['LICENSE', 'README.md', 'binding.d.ts', 'binding.js', 'index.d.ts', 'index.js', 'index.mjs', 'package.json'])
+  assert.deepEqual(files, [
+    'LICENSE',
+    'README.md',
+    'binding.d.ts',
+    'binding.js',
+    'index.d.ts',
+    'index.js',
+    'index.mjs',
+    'lib/polyfill/data-channel.js',
+    'lib/polyfill/events.js',
+    'lib/polyfill/peer-connection.js',
+    'lib/polyfill/sidecar.js',
+    'lib/polyfill/stats.js',
+    'package.json',
+    'polyfill.d.ts',
+    'polyfill.js',
+    'polyfill.mjs',
+  ])
   const installed = JSON.parse(readFileSync(join(project, 'node_modules', 'pion-node-rs', 'package.json'), 'utf8'))
   assert.equal(installed.optionalDependencies[`pion-node-rs-${packed.triple}`], rootPkg.version)
   assert.ok(!existsSync(join(project, 'node_modules', 'pion-node-rs', `pion-node-rs.${packed.triple}.node`)))

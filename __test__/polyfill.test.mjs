@@ -1,0 +1,218 @@
+// pion-node-rs/polyfill: the standard API alone, two peers in one process, no set-up.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { createRequire } from 'node:module'
+import * as polyfill from 'pion-node-rs/polyfill'
+import { withTimeout } from './helpers/util.mjs'
+
+const { RTCPeerConnection, RTCDataChannel, RTCIceCandidate, RTCPeerConnectionIceEvent, RTCDataChannelEvent, RTCSessionDescription } = polyfill
+const require = createRequire(import.meta.url)
+
+/** Two peers trickling to each other; `seen` records A's events in order. */
+async function connect() {
+  const a = new RTCPeerConnection()
+  const b = new RTCPeerConnection()
+  const seen = []
+  a.addEventListener('icecandidate', (e) => {
+    assert.ok(e instanceof RTCPeerConnectionIceEvent)
+    seen.push(e.candidate === null ? 'null' : 'candidate')
+    if (e.candidate) {
+      assert.ok(e.candidate instanceof RTCIceCandidate)
+      b.addIceCandidate(e.candidate).catch(() => {})
+    }
+  })
+  a.addEventListener('icegatheringstatechange', () => seen.push(`gathering:${a.iceGatheringState}`))
+  a.addEventListener('negotiationneeded', () => seen.push('negotiationneeded'))
+  b.onicecandidate = (e) => e.candidate && a.addIceCandidate(e.candidate).catch(() => {})
+  const dcA = a.createDataChannel('chat')
+  assert.ok(dcA instanceof RTCDataChannel)
+  const remote = new Promise((resolve) => {
+    b.ondatachannel = (e) => {
+      assert.ok(e instanceof RTCDataChannelEvent)
+      resolve(e.channel)
+    }
+  })
+  const opened = new Promise((resolve) => dcA.addEventListener('open', resolve, { once: true }))
+  assert.equal(a.localDescription, null)
+  assert.equal(a.remoteDescription, null)
+  const offer = await a.createOffer()
+  assert.equal(Object.getPrototypeOf(offer), Object.prototype, 'a plain dictionary')
+  offer.sdp = `${offer.sdp}` // may be rewritten
+  await a.setLocalDescription(offer)
+  assert.equal(a.pendingLocalDescription.type, 'offer')
+  assert.equal(a.currentLocalDescription, null)
+  await b.setRemoteDescription(new RTCSessionDescription(offer))
+  assert.equal(b.remoteDescription.type, 'offer')
+  await b.setLocalDescription()
+  assert.equal(b.localDescription.type, 'answer')
+  await a.setRemoteDescription(b.localDescription)
+  assert.equal(a.currentRemoteDescription.type, 'answer')
+  assert.equal(a.currentLocalDescription.type, 'offer')
+  assert.equal(a.pendingLocalDescription, null)
+  const dcB = await withTimeout(remote, 15000, 'datachannel on B')
+  await withTimeout(opened, 15000, 'open on A')
+  if (dcB.readyState !== 'open') await withTimeout(new Promise((r) => (dcB.onopen = r)), 15000, 'open on B')
+  return { a, b, dcA, dcB, seen }
+}
+
+test('two peers connect with nothing but the standard API and move data both ways', { timeout: 30000 }, async () => {
+  const { a, b, dcA, dcB, seen } = await connect()
+  assert.equal(dcA.binaryType, 'arraybuffer')
+  assert.equal(dcA.id, null)
+  assert.equal(dcA.protocol, '')
+  assert.equal(dcA.negotiated, false)
+  assert.equal(dcA.maxRetransmits, null)
+  const atB = []
+  const gotB = new Promise((resolve) => {
+    dcB.onmessage = (e) => {
+      assert.ok(e instanceof MessageEvent)
+      atB.push(e.data)
+      if (atB.length === 4) resolve()
+    }
+  })
+  dcA.send('text')
+  dcA.send(new Blob([new Uint8Array([1, 2])]))
+  dcA.send(new Uint8Array([3]))
+  dcA.send('last')
+  await withTimeout(gotB, 10000, 'messages at B')
+  assert.equal(atB[0], 'text')
+  assert.ok(atB[1] instanceof ArrayBuffer)
+  assert.deepEqual([...new Uint8Array(atB[1])], [1, 2], 'the Blob in its place')
+  assert.deepEqual([...new Uint8Array(atB[2])], [3])
+  assert.equal(atB[3], 'last')
+  dcA.binaryType = 'blob'
+  const gotA = new Promise((resolve) => dcA.addEventListener('message', (e) => resolve(e.data), { once: true }))
+  dcB.send(new Uint8Array([9, 8]))
+  const blob = await withTimeout(gotA, 10000, 'message at A')
+  assert.ok(blob instanceof Blob)
+  assert.deepEqual([...new Uint8Array(await blob.arrayBuffer())], [9, 8])
+
+  const stats = await a.getStats()
+  const types = new Set([...stats.values()].map((s) => s.type))
+  for (const type of ['peer-connection', 'transport', 'candidate-pair', 'local-candidate', 'remote-candidate', 'data-channel']) {
+    assert.ok(types.has(type), `${type} in ${[...types]}`)
+  }
+  const transport = [...stats.values()].find((s) => s.type === 'transport')
+  assert.ok(stats.get(transport.selectedCandidatePairId))
+  const channel = [...stats.values()].find((s) => s.type === 'data-channel')
+  assert.equal(channel.label, 'chat')
+  assert.deepEqual([channel.messagesSent, channel.bytesSent, channel.messagesReceived, channel.bytesReceived], [4, 11, 1, 2])
+  const local = [...stats.values()].find((s) => s.type === 'local-candidate')
+  assert.equal(typeof local.address, 'string')
+  assert.equal(typeof local.port, 'number')
+
+  // The null candidate comes right before gathering 'complete'. Not yet true: that every
+  // candidate comes before them (pion-ipc can report 'complete' before its last
+  // pc.icecandidate events, trap 5; the core does not reorder them yet).
+  const nullAt = seen.indexOf('null')
+  assert.ok(nullAt > 0, seen.join())
+  assert.equal(seen[nullAt + 1], 'gathering:complete', 'null, then gathering complete')
+  assert.ok(seen.includes('candidate'), seen.join())
+  assert.equal(seen[0], 'negotiationneeded')
+  assert.match(a.localDescription.sdp, /a=end-of-candidates/)
+
+  const order = []
+  dcB.onclosing = () => order.push('closing')
+  dcB.onclose = () => order.push('close')
+  const closed = new Promise((resolve) => dcB.addEventListener('close', resolve))
+  assert.equal(dcA.close(), undefined)
+  assert.ok(['closing', 'closed'].includes(dcA.readyState), dcA.readyState) // 'closed' at once when nothing is queued (the core's close)
+  await withTimeout(closed, 10000, 'close at B')
+  assert.deepEqual(order, ['closing', 'close'])
+  let events = 0
+  a.onconnectionstatechange = () => events++
+  assert.equal(a.close(), undefined)
+  assert.equal(a.signalingState, 'closed')
+  assert.equal(a.connectionState, 'closed')
+  a.close()
+  b.close()
+  await assert.rejects(a.createOffer(), { name: 'InvalidStateError' })
+  assert.throws(() => a.createDataChannel('x'), { name: 'InvalidStateError' })
+  await new Promise((r) => setTimeout(r, 50))
+  assert.equal(events, 0, 'close() fires no connectionstatechange')
+})
+
+test('getStats before the connection is up does not crash', { timeout: 15000 }, async () => {
+  const pc = new RTCPeerConnection()
+  const stats = await pc.getStats()
+  assert.equal([...stats.values()].find((s) => s.type === 'peer-connection').type, 'peer-connection')
+  assert.equal(pc.getStats.length, 0, 'simple-peer tells the promise form by its length')
+  pc.close()
+})
+
+test('what the sidecar cannot do throws NotSupportedError naming the option', () => {
+  const pc = new RTCPeerConnection()
+  try {
+    for (const [options, name] of [
+      [{ negotiated: true, id: 1 }, 'negotiated'],
+      [{ id: 3 }, 'id'],
+      [{ maxRetransmits: 2 }, 'maxRetransmits'],
+      [{ maxPacketLifeTime: 100 }, 'maxPacketLifeTime'],
+      [{ protocol: 'chat' }, 'protocol'],
+    ]) {
+      assert.throws(() => pc.createDataChannel('x', options), (err) => err instanceof DOMException && err.name === 'NotSupportedError' && err.message.includes(`'${name}'`))
+    }
+    assert.throws(() => pc.createDataChannel('x', { maxRetransmits: 1, maxPacketLifeTime: 1 }), TypeError)
+    pc.createDataChannel('x', { protocol: '', ordered: false })
+    assert.throws(() => pc.createDataChannel('x'), { name: 'OperationError' })
+    assert.throws(() => pc.setConfiguration({ iceServers: [{ urls: 'stun:x.example' }] }), { name: 'NotSupportedError' })
+    assert.deepEqual(pc.getConfiguration().iceServers, [])
+    assert.equal(pc.canTrickleIceCandidates, null)
+  } finally {
+    pc.close()
+  }
+})
+
+test('the default export holds every class, CommonJS and ESM alike, and installGlobals puts them on a target', () => {
+  const cjs = require('pion-node-rs/polyfill')
+  for (const name of ['RTCPeerConnection', 'RTCDataChannel', 'RTCSessionDescription', 'RTCIceCandidate', 'RTCPeerConnectionIceEvent', 'RTCDataChannelEvent', 'RTCError', 'RTCErrorEvent']) {
+    assert.equal(typeof cjs[name], 'function', name)
+    assert.equal(polyfill.default[name], cjs[name])
+    assert.equal(polyfill[name], cjs[name])
+  }
+  const target = cjs.installGlobals({})
+  assert.equal(target.RTCPeerConnection, cjs.RTCPeerConnection)
+  const err = new cjs.RTCError({ errorDetail: 'sctp-failure' }, 'x')
+  assert.ok(err instanceof DOMException)
+  assert.equal(err.errorDetail, 'sctp-failure')
+})
+
+test('Node exits by itself once the connections are closed, without any cleanup call', () => {
+  const source = `
+const { RTCPeerConnection } = require('pion-node-rs/polyfill')
+;(async () => {
+  const a = new RTCPeerConnection(), b = new RTCPeerConnection()
+  a.onicecandidate = (e) => e.candidate && b.addIceCandidate(e.candidate).catch(() => {})
+  b.onicecandidate = (e) => e.candidate && a.addIceCandidate(e.candidate).catch(() => {})
+  const dc = a.createDataChannel('x')
+  const open = new Promise((r) => (dc.onopen = r))
+  await a.setLocalDescription()
+  await b.setRemoteDescription(a.localDescription)
+  await b.setLocalDescription()
+  await a.setRemoteDescription(b.localDescription)
+  await open
+  a.close(); b.close()
+  console.log('closed')
+})()
+`
+  const started = Date.now()
+  const r = spawnSync(process.execPath, ['-e', source], { cwd: process.cwd(), encoding: 'utf8', timeout: 15000 })
+  assert.equal(r.signal, null, `killed after ${Date.now() - started} ms: ${r.stderr}`)
+  assert.equal(r.status, 0, r.stderr)
+  assert.match(r.stdout, /closed/)
+})
+
+test('a failed start rejects the methods with its error', { timeout: 15000 }, async () => {
+  polyfill.configure({ binPath: '/nonexistent/pion-ipc' })
+  try {
+    const pc = new RTCPeerConnection()
+    const dc = pc.createDataChannel('x')
+    await assert.rejects(pc.createOffer(), /nonexistent/)
+    await assert.rejects(pc.getStats(), /nonexistent/)
+    pc.close()
+    assert.equal(dc.readyState, 'closed')
+  } finally {
+    polyfill.configure()
+  }
+})
