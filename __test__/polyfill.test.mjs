@@ -164,6 +164,41 @@ test('what the sidecar cannot do throws NotSupportedError naming the option', ()
   }
 })
 
+test('media calls throw NotSupportedError, the media getters are empty, and the legacy callback forms report through their callbacks', { timeout: 15000 }, async () => {
+  const pc = new RTCPeerConnection()
+  try {
+    for (const name of ['addTrack', 'removeTrack', 'addTransceiver']) {
+      assert.throws(() => pc[name]('audio'), (err) => err instanceof DOMException && err.name === 'NotSupportedError' && err.message.startsWith(name), name)
+    }
+    assert.deepEqual([pc.getSenders(), pc.getReceivers(), pc.getTransceivers()], [[], [], []])
+    await assert.rejects(RTCPeerConnection.generateCertificate({ name: 'ECDSA', namedCurve: 'P-256' }), { name: 'NotSupportedError' })
+
+    pc.createDataChannel('legacy')
+    const offer = await new Promise((resolve, reject) => {
+      const r = pc.createOffer(resolve, reject)
+      assert.ok(r instanceof Promise)
+    })
+    assert.equal(offer.type, 'offer')
+    assert.match(offer.sdp, /^v=0/)
+    const applied = await new Promise((resolve, reject) => {
+      pc.setLocalDescription(offer, () => resolve('ok'), reject).then((v) => assert.equal(v, undefined))
+    })
+    assert.equal(applied, 'ok')
+    assert.equal(pc.signalingState, 'have-local-offer')
+    const failed = await new Promise((resolve) => {
+      pc.setRemoteDescription({ type: 'answer', sdp: 'not sdp' }, () => resolve(null), resolve)
+    })
+    assert.ok(failed instanceof Error, 'a bad answer reaches the failure callback')
+    await assert.rejects(pc.createAnswer(() => {}), TypeError, 'no failure callback: rejected, never a silent drop')
+  } finally {
+    pc.close()
+  }
+  await assert.rejects(
+    new Promise((resolve, reject) => pc.createOffer(resolve, reject)),
+    { name: 'InvalidStateError' },
+  )
+})
+
 test('the default export holds every class, CommonJS and ESM alike, and installGlobals puts them on a target', () => {
   const cjs = require('pion-node-rs/polyfill')
   for (const name of ['RTCPeerConnection', 'RTCDataChannel', 'RTCSessionDescription', 'RTCIceCandidate', 'RTCPeerConnectionIceEvent', 'RTCDataChannelEvent', 'RTCError', 'RTCErrorEvent']) {

@@ -17,7 +17,7 @@ const dc = a.createDataChannel('chat', { ordered: true })
 dc.addEventListener('open', () => dc.send(new Blob(['hi'])))
 async function negotiate(): Promise<void> {
   const offer = await a.createOffer()
-  offer.sdp = offer.sdp.replace('a=ice-options:trickle\r\n', 'a=ice-options:trickle\r\n')
+  offer.sdp = (offer.sdp ?? '').replace('a=ice-options:trickle\r\n', 'a=ice-options:trickle\r\n')
   await a.setLocalDescription(offer)
   await b.setRemoteDescription(offer)
   await b.setLocalDescription()

@@ -25,6 +25,19 @@ const NATIVE = Symbol.for('pion-node-rs.native')
 const AFTER_START = Symbol.for('pion-node-rs.afterStart')
 
 const closedError = () => domException('InvalidStateError', 'the RTCPeerConnection is closed')
+const noMedia = (what) => domException('NotSupportedError', `${what}: media is not supported (the sidecar carries DataChannels only)`)
+
+/** The legacy callback form of a negotiation method (WebRTC 1.0 section 4.4.3): the
+ * promise's outcome goes to the callbacks, and the call resolves with undefined. */
+function withCallbacks(call, onSuccess, onFailure) {
+  if (typeof onFailure !== 'function') {
+    return Promise.reject(new TypeError('the legacy callback form needs a failure callback'))
+  }
+  return call().then(
+    (value) => void onSuccess(value),
+    (err) => void onFailure(err),
+  )
+}
 
 function normalizeIceServers(list) {
   if (list === undefined || list === null) return []
@@ -104,6 +117,8 @@ class RTCPeerConnection extends EventTarget {
   #restartIce = false
   #negotiationNeeded = false
   #negotiationQueued = false
+  /** The signalingState last reported (dispatched with its event). */
+  #signaling = 'stable'
   #channels = []
   #opened = 0
   #closedChannels = 0
@@ -136,11 +151,9 @@ class RTCPeerConnection extends EventTarget {
       }
       this.dispatchEvent(new Event('icegatheringstatechange'))
     })
-    inner.on('signalingstatechange', () => {
-      if (this.#closed) return
-      this.dispatchEvent(new Event('signalingstatechange'))
-      if (inner.signalingState === 'stable') this.#maybeNegotiate()
-    })
+    // The state comes from the accepted descriptions (the core's), so that it has moved when
+    // the setter's promise resolves; the sidecar's event may come before or after that.
+    inner.on('signalingstatechange', () => this.#signalingMoved())
     for (const name of ['connectionstatechange', 'iceconnectionstatechange']) {
       inner.on(name, () => {
         if (!this.#closed) this.dispatchEvent(new Event(name))
@@ -163,7 +176,7 @@ class RTCPeerConnection extends EventTarget {
     return this.#inner.iceGatheringState
   }
   get signalingState() {
-    return this.#closed ? 'closed' : this.#inner.signalingState
+    return this.#closed ? 'closed' : this.#signaling
   }
   get localDescription() {
     return description(this.#inner[NATIVE].localDescription)
@@ -221,7 +234,8 @@ class RTCPeerConnection extends EventTarget {
     })
   }
 
-  createOffer(options) {
+  createOffer(options, onFailure, legacyOptions) {
+    if (typeof options === 'function') return withCallbacks(() => this.createOffer(legacyOptions), options, onFailure)
     const restart = this.#restartIce || options?.iceRestart === true
     return this.#call(async (inner) => {
       // restartIce(): this offer restarts ICE (the sidecar's pc.restartIce, trap 11: it
@@ -232,14 +246,16 @@ class RTCPeerConnection extends EventTarget {
     })
   }
 
-  createAnswer() {
+  createAnswer(onSuccess, onFailure) {
+    if (typeof onSuccess === 'function') return withCallbacks(() => this.createAnswer(), onSuccess, onFailure)
     return this.#call(async (inner) => {
       const answer = await inner.createAnswer()
       return { type: 'answer', sdp: answer.sdp }
     })
   }
 
-  setLocalDescription(init) {
+  setLocalDescription(init, onSuccess, onFailure) {
+    if (typeof onSuccess === 'function') return withCallbacks(() => this.setLocalDescription(init), onSuccess, onFailure)
     return this.#call(async (inner) => {
       let d = init
       if (d === undefined || d === null || !d.sdp) {
@@ -257,7 +273,8 @@ class RTCPeerConnection extends EventTarget {
     })
   }
 
-  setRemoteDescription(init) {
+  setRemoteDescription(init, onSuccess, onFailure) {
+    if (typeof onSuccess === 'function') return withCallbacks(() => this.setRemoteDescription(init), onSuccess, onFailure)
     if (init === undefined || init === null || typeof init !== 'object') {
       return Promise.reject(new TypeError('setRemoteDescription: a description { type, sdp } is required'))
     }
@@ -268,7 +285,8 @@ class RTCPeerConnection extends EventTarget {
     })
   }
 
-  addIceCandidate(init) {
+  addIceCandidate(init, onSuccess, onFailure) {
+    if (typeof onSuccess === 'function') return withCallbacks(() => this.addIceCandidate(init), onSuccess, onFailure)
     // No candidate, or an empty one: the remote's end of candidates; nothing to tell pion.
     if (init === undefined || init === null || !init.candidate) {
       return this.#call(async () => {})
@@ -331,11 +349,22 @@ class RTCPeerConnection extends EventTarget {
     }, 0)
   }
 
-  /** A description was applied: a channel made before it is negotiated now. */
+  /** signalingstatechange when the accepted descriptions imply another state. */
+  #signalingMoved() {
+    const now = this.#inner[NATIVE].describedSignalingState
+    if (this.#closed || now === this.#signaling) return
+    this.#signaling = now
+    this.dispatchEvent(new Event('signalingstatechange'))
+    if (now === 'stable') this.#maybeNegotiate()
+  }
+
+  /** A description was applied: the state moves before the promise resolves, and a
+   * channel made before it is negotiated now. */
   #settled() {
+    this.#signalingMoved()
     if (this.#restartIce) return
     if (hasData(this.#inner[NATIVE].localDescription) || hasData(this.#inner[NATIVE].remoteDescription)) {
-      if (this.#inner.signalingState === 'stable') this.#negotiationNeeded = false
+      if (this.#signaling === 'stable') this.#negotiationNeeded = false
     }
   }
 
@@ -362,6 +391,32 @@ class RTCPeerConnection extends EventTarget {
         sctp,
       )
     })
+  }
+
+  // Media: the sidecar has no tracks. The getters answer honestly (none); the calls that
+  // would add or remove media throw, never a silent no-op.
+  getSenders() {
+    return []
+  }
+  getReceivers() {
+    return []
+  }
+  getTransceivers() {
+    return []
+  }
+  addTrack() {
+    throw noMedia('addTrack')
+  }
+  removeTrack() {
+    throw noMedia('removeTrack')
+  }
+  addTransceiver() {
+    throw noMedia('addTransceiver')
+  }
+
+  /** Certificates are the sidecar's own (one per connection, made by pion). */
+  static generateCertificate() {
+    return Promise.reject(domException('NotSupportedError', 'generateCertificate: certificates are made by the sidecar per connection and cannot be supplied'))
   }
 
   /** Synchronous: no event fires for it; the sidecar closes in the background, and the

@@ -203,6 +203,15 @@ impl NativePeerConnection {
         description_value(env, d.as_ref())
     }
 
+    /// The signaling state the accepted descriptions imply, current when a
+    /// setLocalDescription()/setRemoteDescription() resolves (the sidecar's own
+    /// `signalingState` may lag it, PROTOCOL.md trap 5).
+    #[napi(getter)]
+    pub fn described_signaling_state(&self) -> String {
+        self.read(|c| c.described_signaling_state(), "stable")
+            .to_string()
+    }
+
     #[napi(getter)]
     pub fn max_message_size(&self) -> u32 {
         MAX_MESSAGE_SIZE as u32

@@ -45,6 +45,23 @@ impl Descriptions {
         }
     }
 
+    /// The signaling state the descriptions imply (JSEP 3.2; WebRTC 1.0 4.3.1): what the
+    /// standard API reports as soon as a description was accepted, while the sidecar's own
+    /// `pc.signalingstatechange` may still be on its way (PROTOCOL.md, trap 5).
+    pub fn signaling_state(&self) -> &'static str {
+        fn kind(d: &Option<SessionDescription>) -> Option<&str> {
+            d.as_ref().map(|d| d.kind.as_str())
+        }
+        match (kind(&self.pending_local), kind(&self.pending_remote)) {
+            // A provisional answer is pending beside the offer it answers.
+            (_, Some("pranswer")) => "have-remote-pranswer",
+            (Some("pranswer"), _) => "have-local-pranswer",
+            (Some("offer"), _) => "have-local-offer",
+            (_, Some("offer")) => "have-remote-offer",
+            _ => "stable",
+        }
+    }
+
     /// `remoteDescription`: the pending one if any, else the current one.
     pub fn remote(&self) -> Option<&SessionDescription> {
         self.pending_remote
@@ -108,5 +125,28 @@ mod tests {
         assert!(s.pending_local.is_none());
         s.remote_set(d("rollback", ""));
         assert!(s.remote().is_none());
+    }
+
+    #[test]
+    fn the_signaling_state_follows_the_descriptions() {
+        let mut offerer = Descriptions::default();
+        assert_eq!(offerer.signaling_state(), "stable");
+        offerer.local_set(d("offer", "o1"));
+        assert_eq!(offerer.signaling_state(), "have-local-offer");
+        offerer.remote_set(d("pranswer", "p1"));
+        assert_eq!(offerer.signaling_state(), "have-remote-pranswer");
+        offerer.remote_set(d("answer", "a1"));
+        assert_eq!(offerer.signaling_state(), "stable");
+        offerer.local_set(d("offer", "o2"));
+        offerer.local_set(d("rollback", ""));
+        assert_eq!(offerer.signaling_state(), "stable");
+
+        let mut answerer = Descriptions::default();
+        answerer.remote_set(d("offer", "o1"));
+        assert_eq!(answerer.signaling_state(), "have-remote-offer");
+        answerer.local_set(d("pranswer", "p1"));
+        assert_eq!(answerer.signaling_state(), "have-local-pranswer");
+        answerer.local_set(d("answer", "a1"));
+        assert_eq!(answerer.signaling_state(), "stable");
     }
 }

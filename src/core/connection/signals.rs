@@ -119,6 +119,11 @@ impl Connection {
         self.descriptions.pending_remote.as_ref()
     }
 
+    /// The standard API's `signalingState`: implied by the accepted descriptions.
+    pub fn described_signaling_state(&self) -> &'static str {
+        self.descriptions.signaling_state()
+    }
+
     /// Whether this connection's own candidates are being held now.
     pub fn holds_candidates(&self) -> bool {
         self.gate.is_holding()
