@@ -8,6 +8,7 @@ const { EventEmitter } = require('node:events')
 const { markAsUntransferable } = require('node:worker_threads')
 const path = require('node:path')
 const binding = require('./binding.js')
+const { DataChannelStream, createDataChannelStream } = require('./lib/stream.js')
 
 // Shared with the standard API (polyfill.js), which reads the native objects' extra getters.
 const NATIVE = Symbol.for('pion-node-rs.native')
@@ -320,4 +321,6 @@ module.exports = {
   RTCDataChannel,
   PeerConnection: RTCPeerConnection,
   DataChannel: RTCDataChannel,
+  DataChannelStream,
+  createDataChannelStream,
 }

@@ -1,5 +1,5 @@
 // ESM entry: the same classes as the CommonJS entry.
 import binding from './index.js'
 
-export const { PionIpc, RTCPeerConnection, RTCDataChannel, PeerConnection, DataChannel } = binding
+export const { PionIpc, RTCPeerConnection, RTCDataChannel, PeerConnection, DataChannel, DataChannelStream, createDataChannelStream } = binding
 export default binding

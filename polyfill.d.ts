@@ -8,7 +8,8 @@
 
 /// <reference lib="dom" />
 
-import type { PionIpc, PionIpcOptions, PionSettings } from './index.js'
+import type { PionIpc, PionIpcOptions, PionSettings, DataChannelStream, createDataChannelStream } from './index.js'
+export { DataChannelStream, createDataChannelStream, type DataChannelStreamOptions } from './index.js'
 
 /** The standard configuration, plus what this library adds. */
 export interface PionRTCConfiguration extends globalThis.RTCConfiguration {
@@ -69,5 +70,7 @@ declare const polyfill: {
   RTCStatsReport: typeof RTCStatsReport
   configure: typeof configure
   installGlobals: typeof installGlobals
+  DataChannelStream: typeof DataChannelStream
+  createDataChannelStream: typeof createDataChannelStream
 }
 export default polyfill

@@ -9,6 +9,7 @@ const { RTCPeerConnection } = require('./lib/polyfill/peer-connection.js')
 const { RTCDataChannel } = require('./lib/polyfill/data-channel.js')
 const { RTCStatsReport } = require('./lib/polyfill/stats.js')
 const { configure } = require('./lib/polyfill/sidecar.js')
+const { DataChannelStream, createDataChannelStream } = require('./lib/stream.js')
 const {
   RTCSessionDescription,
   RTCIceCandidate,
@@ -41,4 +42,4 @@ function installGlobals(target = globalThis, { overwrite = false } = {}) {
   return target
 }
 
-module.exports = { ...classes, configure, installGlobals }
+module.exports = { ...classes, configure, installGlobals, DataChannelStream, createDataChannelStream }

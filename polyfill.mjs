@@ -13,5 +13,7 @@ export const {
   RTCStatsReport,
   configure,
   installGlobals,
+  DataChannelStream,
+  createDataChannelStream,
 } = polyfill
 export default polyfill

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, symlinkSync, writeFile
 import { join } from 'node:path'
 import { installedProject, root, rootPkg, run as runIn, sidecarPkg } from './helpers/installed.mjs'
 
-const EXPORTS = ['PionIpc', 'RTCPeerConnection', 'RTCDataChannel', 'PeerConnection', 'DataChannel']
+const EXPORTS = ['PionIpc', 'RTCPeerConnection', 'RTCDataChannel', 'PeerConnection', 'DataChannel', 'DataChannelStream', 'createDataChannelStream']
 
 let project
 let packed // { main, platform, triple, version }
@@ -54,6 +54,7 @@ test('the main tarball holds the JavaScript and the types, not the binary', asyn
     'lib/polyfill/peer-connection.js',
     'lib/polyfill/sidecar.js',
     'lib/polyfill/stats.js',
+    'lib/stream.js',
     'package.json',
     'polyfill.d.ts',
     'polyfill.js',

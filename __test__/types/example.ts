@@ -64,3 +64,9 @@ async function main(): Promise<void> {
 }
 
 void main()
+
+// A Duplex over an SDK channel.
+import { DataChannelStream as SdkStream } from 'pion-node-rs'
+declare const sdkChannel: import('pion-node-rs').RTCDataChannel
+const sdkStream = new SdkStream(sdkChannel)
+sdkStream.end(Buffer.from('bye'))

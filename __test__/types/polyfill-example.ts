@@ -29,3 +29,9 @@ async function negotiate(): Promise<void> {
   b.close()
 }
 void negotiate()
+
+// A Duplex over a standard channel.
+import { createDataChannelStream, DataChannelStream } from 'pion-node-rs/polyfill'
+const stream: DataChannelStream = createDataChannelStream(dc, { objectMode: true, bufferedAmountHighWaterMark: 1 << 20 })
+stream.write('text')
+stream.on('data', (chunk: string | Buffer) => void chunk)

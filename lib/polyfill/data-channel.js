@@ -10,6 +10,8 @@ const { defineHandlers, domException, standard, RTCError, RTCErrorEvent } = requ
 const INNER = Symbol('pion-node-rs.inner')
 const NATIVE = Symbol.for('pion-node-rs.native')
 const CONSTRUCT = Symbol('pion-node-rs.construct')
+/** The SDK channel a standard one wraps, for lib/stream.js. */
+const SDK_CHANNEL = Symbol.for('pion-node-rs.sdkChannel')
 
 const BINARY_TYPES = new Set(['arraybuffer', 'blob'])
 
@@ -35,6 +37,9 @@ class RTCDataChannel extends EventTarget {
     inner.on('close', () => this.#onClose())
   }
 
+  get [SDK_CHANNEL]() {
+    return this[INNER]
+  }
   get label() {
     return this[INNER].label
   }

@@ -19,8 +19,9 @@
 //!
 //! Layers, each using only those below it: `events` → `pending` → `outbox`,
 //! `connection_call`; `registry`; `output` → `channel` → `connection` → `session`;
-//! `supervisor` stands alone. A module's files (`channel/`, `connection/`, `session/`) add
-//! methods to its one type and import nothing from each other but that type.
+//! `paused` (the events held for paused channels) uses only `events`; `supervisor` stands
+//! alone. A module's files (`channel/`, `connection/`, `session/`) add methods to its one
+//! type and import nothing from each other but that type.
 
 pub mod channel;
 pub mod connection;
@@ -28,6 +29,7 @@ pub mod connection_call;
 pub mod events;
 pub mod outbox;
 pub mod output;
+pub mod paused;
 pub mod pending;
 pub mod registry;
 pub mod session;

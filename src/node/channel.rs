@@ -155,6 +155,26 @@ impl NativeDataChannel {
         self.driver.send_done(&env)
     }
 
+    /// Holds this channel's events (messages, close) until `resume()`, counting them as
+    /// undelivered so that the sidecar's stdout is left unread once too much is held (the
+    /// Duplex stream's backpressure, core `paused.rs`).
+    #[napi]
+    pub fn pause(&self) {
+        self.session.borrow_mut().pause_channel(self.id);
+    }
+
+    /// The held events are delivered next, in order.
+    #[napi]
+    pub fn resume(&self, env: Env) -> Result<()> {
+        self.session.borrow_mut().resume_channel(self.id);
+        self.driver.after_command(&env)
+    }
+
+    #[napi(getter)]
+    pub fn paused(&self) -> bool {
+        self.session.borrow().is_channel_paused(self.id)
+    }
+
     /// readyState is 'closing' as soon as this returns; the promise settles once closed.
     #[napi]
     pub fn close<'env>(&self, env: &'env Env) -> Result<Unknown<'env>> {

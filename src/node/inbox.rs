@@ -70,6 +70,12 @@ impl Inbox {
         })
     }
 
+    /// Counts `bytes` (events held for paused channels) as undelivered until the ticket is
+    /// dropped: the stdout reader pauses while too much is.
+    pub(super) fn hold(&self, bytes: usize) -> Ticket {
+        self.backlog.ticket(bytes)
+    }
+
     pub(super) fn push(&self, fact: Fact) {
         let mut queue = self.queue.lock().unwrap();
         if let Fact::Sidecar(_, Notice::Log(_), _) = fact {

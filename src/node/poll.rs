@@ -16,6 +16,7 @@
 
 use crate::sidecar::LoopRead;
 use napi::sys;
+use std::cell::RefCell;
 use std::ffi::{c_int, c_void};
 use std::ptr;
 
@@ -41,6 +42,12 @@ extern "C" {
     fn uv_poll_stop(handle: *mut c_void) -> c_int;
     fn uv_unref(handle: *mut c_void);
     fn uv_close(handle: *mut c_void, callback: Option<unsafe extern "C" fn(*mut c_void)>);
+}
+
+thread_local! {
+    /// Pollers stopped because too much is undelivered (events held for paused channels,
+    /// frames a watchdog read): [`resume_paused`] starts them again.
+    static PAUSED: RefCell<Vec<*mut Poller>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Owned by its handle: `handle->data` (the first field of every libuv handle) points here,
@@ -117,8 +124,16 @@ unsafe extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_
     let mut scope = ptr::null_mut();
     let scoped = sys::napi_open_callback_scope(env, resource, (*poller).context, &mut scope)
         == sys::Status::napi_ok;
+    // Over the backlog bound: nothing more is read (the pipe fills, SCTP slows the sender)
+    // until the driver's tick finds room again.
+    let backlogged = (*poller).reader.as_ref().is_some_and(|r| r.backlogged());
+    if backlogged {
+        uv_poll_stop(handle);
+        PAUSED.with(|p| p.borrow_mut().push(poller));
+    }
     let alive = status >= 0
         && match (*poller).reader.as_ref() {
+            Some(_) if backlogged => true,
             Some(reader) => reader.read_ready(READ_BUDGET),
             None => false,
         };
@@ -138,6 +153,28 @@ unsafe extern "C" fn on_env_cleanup(poller: *mut c_void) {
     stop(poller.cast(), Stop::EnvCleanup);
 }
 
+/// Starts the pollers paused by the backlog bound that have room again.
+///
+/// # Safety
+/// On the JavaScript thread whose loop the pollers are on.
+pub unsafe fn resume_paused() {
+    let ready: Vec<*mut Poller> = PAUSED.with(|p| {
+        let mut paused = p.borrow_mut();
+        if paused.is_empty() {
+            return Vec::new();
+        }
+        let (ready, wait) = paused.drain(..).partition(|&poller| {
+            // SAFETY: a paused poller is listed until `stop` takes it out.
+            unsafe { (*poller).reader.as_ref().is_none_or(|r| r.has_room()) }
+        });
+        *paused = wait;
+        ready
+    });
+    for poller in ready {
+        uv_poll_start((*poller).handle(), UV_READABLE, on_readable);
+    }
+}
+
 /// Who stops the poller, which decides what may still be touched.
 #[derive(PartialEq)]
 enum Stop {
@@ -153,6 +190,7 @@ enum Stop {
 
 /// Stops watching and closes the handle; the close callback frees the poller.
 unsafe fn stop(poller: *mut Poller, by: Stop) {
+    PAUSED.with(|p| p.borrow_mut().retain(|&listed| listed != poller));
     let env = (*poller).env;
     drop((*poller).reader.take());
     let handle = (*poller).handle();

@@ -40,6 +40,11 @@ impl Backlog {
         self.bytes() > self.limit
     }
 
+    /// Down to half the limit: a reader that paused reads again.
+    pub fn has_room(&self) -> bool {
+        self.bytes() <= self.limit / 2
+    }
+
     /// Counts `bytes` until the returned ticket is dropped.
     pub fn ticket(self: &Arc<Self>, bytes: usize) -> Ticket {
         self.bytes.fetch_add(bytes, Ordering::AcqRel);

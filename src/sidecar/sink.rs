@@ -66,4 +66,7 @@ pub trait LoopRead: Send + Sync {
     /// Reads what the pipe holds, up to about `budget` bytes, and hands every whole frame to
     /// the sink. False once stdout ended.
     fn read_ready(&self, budget: usize) -> bool;
+    /// Too much is undelivered: the loop should stop reading until [`LoopRead::has_room`].
+    fn backlogged(&self) -> bool;
+    fn has_room(&self) -> bool;
 }

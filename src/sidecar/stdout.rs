@@ -254,6 +254,16 @@ impl super::sink::LoopRead for StdoutReader {
     fn read_ready(&self, budget: usize) -> bool {
         StdoutReader::read_ready(self, budget)
     }
+
+    fn backlogged(&self) -> bool {
+        let backlog = self.inner.shared.backlog.as_ref();
+        backlog.is_some_and(|b| b.over_limit())
+    }
+
+    fn has_room(&self) -> bool {
+        let backlog = self.inner.shared.backlog.as_ref();
+        backlog.is_none_or(|b| b.has_room())
+    }
 }
 
 #[cfg(not(unix_io))]

@@ -13,6 +13,7 @@ use super::connection_call::ConnectionCall;
 use super::events::{ChannelId, ConnectionId, Event, Object, Queued, SettleToken};
 use super::outbox::Request;
 use super::output::SessionOutput;
+use super::paused::Paused;
 use super::pending::{Answer, RequestKind};
 use crate::error::Error;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -36,6 +37,8 @@ pub struct Session {
     out: SessionOutput,
     /// Whether sidecar events are also handed out raw (someone listens on the PionIpc).
     raw_events: bool,
+    /// Channels whose events wait until their reader resumes them.
+    paused: Paused,
 }
 
 impl Session {
@@ -50,6 +53,7 @@ impl Session {
             closed_ids: HashMap::new(),
             out: SessionOutput::new(timeout),
             raw_events: false,
+            paused: Paused::default(),
         }
     }
 
@@ -88,7 +92,30 @@ impl Session {
 
     /// Whether [`poll_event`](Self::poll_event) has something (or a low edge to check).
     pub fn has_events(&self) -> bool {
-        !self.out.events.is_empty()
+        !self.out.events.is_empty() || self.paused.has_released()
+    }
+
+    /// The channel's events wait (in order, see `paused.rs`) until
+    /// [`resume_channel`](Self::resume_channel); its state moves on meanwhile.
+    pub fn pause_channel(&mut self, id: ChannelId) {
+        if self.channels.contains_key(&id) {
+            self.paused.pause(id);
+        }
+    }
+
+    /// The channel's held events come out next.
+    pub fn resume_channel(&mut self, id: ChannelId) {
+        self.paused.resume(id);
+    }
+
+    pub fn is_channel_paused(&self, id: ChannelId) -> bool {
+        self.paused.is_paused(id)
+    }
+
+    /// Message bytes held for paused channels and not yet handed out: the driver counts
+    /// them as undelivered.
+    pub fn held_bytes(&self) -> usize {
+        self.paused.bytes()
     }
 
     /// The request frames written since the last call, in order, for the sidecar's stdin.
@@ -99,16 +126,20 @@ impl Session {
     /// The next thing JavaScript must see.
     pub fn poll_event(&mut self) -> Option<Event> {
         loop {
-            match self.out.events.pop()? {
-                Queued::Ready(event) => return Some(event),
-                Queued::LowIfStillLow(id) => {
-                    if self.channels.get(&id).is_some_and(Channel::still_low) {
-                        return Some(Event::Channel(
-                            id,
-                            super::events::ChannelEvent::BufferedAmountLow,
-                        ));
+            let event = match self.paused.next_released() {
+                Some(event) => event,
+                None => match self.out.events.pop()? {
+                    Queued::Ready(event) => event,
+                    Queued::LowIfStillLow(id) => {
+                        if !self.channels.get(&id).is_some_and(Channel::still_low) {
+                            continue;
+                        }
+                        Event::Channel(id, super::events::ChannelEvent::BufferedAmountLow)
                     }
-                }
+                },
+            };
+            if let Some(event) = self.paused.pass(event) {
+                return Some(event);
             }
         }
     }

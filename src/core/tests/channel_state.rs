@@ -353,3 +353,71 @@ fn at_most_128_sends_are_in_flight_per_connection_and_order_is_kept() {
     assert_eq!(b_sends, 2, "b's dc.create and its one dc.send");
     assert_eq!(s.buffered(a), 0);
 }
+
+#[test]
+fn a_paused_channel_holds_its_messages_and_close_until_resumed_while_others_flow() {
+    let mut s = Sidecar::new();
+    let pc = s.connection("p");
+    let a = s.open_channel(pc, "a");
+    let b = s.open_channel(pc, "b");
+    s.events();
+    s.session.pause_channel(a);
+    s.event_with("p", "a", "dc.message", true, b"one");
+    s.event_with("p", "b", "dc.message", true, b"bee");
+    s.event_with("p", "a", "dc.message", true, b"two");
+    s.event("p", "a", "dc.close", &[]);
+    assert_eq!(s.events(), [Event::Channel(b, message(b"bee"))]);
+    assert_eq!(s.session.held_bytes(), 6);
+    assert_eq!(
+        s.session.channel(a).unwrap().ready_state(),
+        ReadyState::Closed,
+        "the state moves on; only the events wait"
+    );
+    s.session.resume_channel(a);
+    assert!(s.session.has_events());
+    assert_eq!(
+        s.events(),
+        [
+            Event::Channel(a, message(b"one")),
+            Event::Channel(a, message(b"two")),
+            Event::Channel(a, ChannelEvent::Close),
+            Event::Release(Object::Channel(a)),
+        ]
+    );
+    assert_eq!(s.session.held_bytes(), 0);
+}
+
+#[test]
+fn pausing_again_while_the_held_events_come_out_holds_the_rest_in_order() {
+    let mut s = Sidecar::new();
+    let pc = s.connection("p");
+    let a = s.open_channel(pc, "a");
+    s.events();
+    s.session.pause_channel(a);
+    for text in [b"1", b"2", b"3"] {
+        s.event_with("p", "a", "dc.message", false, text);
+    }
+    s.session.resume_channel(a);
+    assert_eq!(
+        s.session.poll_event(),
+        Some(Event::Channel(
+            a,
+            ChannelEvent::Message {
+                binary: false,
+                data: Bytes::from_static(b"1")
+            }
+        ))
+    );
+    s.session.pause_channel(a);
+    s.event_with("p", "a", "dc.message", false, b"4");
+    assert_eq!(s.session.poll_event(), None);
+    assert_eq!(s.session.held_bytes(), 3);
+    s.session.resume_channel(a);
+    let texts: Vec<_> = std::iter::from_fn(|| s.session.poll_event())
+        .map(|e| match e {
+            Event::Channel(_, ChannelEvent::Message { data, .. }) => data,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(texts, [&b"2"[..], b"3", b"4"]);
+}

@@ -20,7 +20,7 @@ use crate::core::{
     ChannelId, ConnectionId, Life, Object, Outcome, Session, Supervisor, SupervisorConfig,
 };
 use crate::error::Error;
-use crate::sidecar::{Backlog, Sidecar};
+use crate::sidecar::{Backlog, Sidecar, Ticket};
 use napi::bindgen_prelude::*;
 use napi::sys;
 use std::cell::{Cell, RefCell};
@@ -111,6 +111,8 @@ pub(super) struct Driver {
     /// while the driver is in the middle of something).
     collected: RefCell<Vec<Object>>,
     unflushed: Cell<bool>,
+    /// The bytes the sessions hold for paused channels, counted in the stdout backlog.
+    held: RefCell<(usize, Option<Ticket>)>,
 }
 
 /// The tick runner of `tick.rs`: the driver `id` of this thread, if it still exists.
@@ -172,6 +174,7 @@ impl Driver {
             registry: RefCell::new(Registry::default()),
             collected: RefCell::new(Vec::new()),
             unflushed: Cell::new(false),
+            held: RefCell::new((0, None)),
         });
         DRIVERS.with(|d| {
             let mut drivers = d.borrow_mut();

@@ -7,7 +7,7 @@ use crate::node::delivery::{connection_event_name, Js};
 use crate::node::registry::IPC_TARGET;
 use napi::bindgen_prelude::*;
 use napi::sys;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::time::Instant;
 
 impl Driver {
@@ -69,6 +69,12 @@ impl Driver {
         self.flush();
         self.arm();
         self.maybe_close(env);
+        // A loop reader the backlog bound paused reads again once there is room.
+        #[cfg(unix_io)]
+        // SAFETY: JavaScript thread.
+        unsafe {
+            crate::node::poll::resume_paused()
+        };
     }
 
     /// Starts watching the stdouts handed over for the loop reader (see `poll.rs`).
@@ -115,8 +121,25 @@ impl Driver {
             let queued = self.state.borrow_mut().queued.pop_front();
             match queued {
                 Some(event) => self.emit_ipc(js.as_deref_mut(), event),
-                None => return,
+                None => break,
             }
+        }
+        self.count_held();
+    }
+
+    /// Counts what the sessions hold for paused channels as undelivered (`paused.rs`).
+    fn count_held(&self) {
+        let bytes = {
+            let state = self.state.borrow();
+            let older = state.older.iter().filter_map(Weak::upgrade);
+            let older: usize = older.map(|s| s.borrow().held_bytes()).sum();
+            let current = state.session.borrow().held_bytes();
+            current + older
+        };
+        let mut held = self.held.borrow_mut();
+        if held.0 != bytes {
+            let ticket = (bytes > 0).then(|| self.inbox.hold(bytes));
+            *held = (bytes, ticket);
         }
     }
 
