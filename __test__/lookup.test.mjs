@@ -14,7 +14,12 @@ const repo = path.resolve(here, '..')
 const PKG = '@coclaw/pion-ipc-linux-x64'
 const REAL_BIN = path.join(repo, 'node_modules', PKG, 'bin', 'pion-ipc')
 const FAKE = path.join(here, 'fixtures', 'fake-sidecar.mjs')
-const LIB_FILES = ['index.js', 'index.mjs', 'binding.js', 'pion-node-rs.linux-x64-gnu.node']
+/** Copies the repo's file `f` to the same relative path under `dir`. */
+function copyInto(f, dir) {
+  fs.mkdirSync(path.dirname(path.join(dir, f)), { recursive: true })
+  fs.copyFileSync(path.join(repo, f), path.join(dir, f))
+}
+const LIB_FILES = ['index.js', 'index.mjs', 'binding.js', 'pion-node-rs.linux-x64-gnu.node', 'lib/stream.js']
 
 let tmp
 let script // the child program
@@ -67,7 +72,7 @@ before(() => {
 
   isolatedLib = path.join(tmp, 'lib')
   fs.mkdirSync(isolatedLib)
-  for (const f of LIB_FILES) fs.copyFileSync(path.join(repo, f), path.join(isolatedLib, f))
+  for (const f of LIB_FILES) copyInto(f, isolatedLib)
 
   pathDir = path.join(tmp, 'pathbin')
   fs.mkdirSync(pathDir)
@@ -210,7 +215,7 @@ describe('a platform package above the application', () => {
     fs.chmodSync(bin, 0o755)
     const lib = path.join(shared, 'project', 'lib')
     fs.mkdirSync(lib, { recursive: true })
-    for (const f of LIB_FILES) fs.copyFileSync(path.join(repo, f), path.join(lib, f))
+    for (const f of LIB_FILES) copyInto(f, lib)
     fs.chmodSync(shared, mode)
     return { shared, lib, bin, marker, resolved: path.join(pkgDir, 'package.json') }
   }
