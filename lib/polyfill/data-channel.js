@@ -22,6 +22,9 @@ class RTCDataChannel extends EventTarget {
   #pendingBytes = 0
   #closingFired = false
   #closed = false
+  /** A send took bufferedAmount above the threshold: the next fall to it fires
+   * bufferedamountlow (the sidecar also reports an idle, empty buffer, trap 8). */
+  #aboveThreshold = false
 
   constructor(key, inner) {
     super()
@@ -29,7 +32,11 @@ class RTCDataChannel extends EventTarget {
     this[INNER] = inner
     inner.on('open', () => this.dispatchEvent(new Event('open')))
     inner.on('message', ({ data }) => this.#message(data))
-    inner.on('bufferedamountlow', () => this.dispatchEvent(new Event('bufferedamountlow')))
+    inner.on('bufferedamountlow', () => {
+      if (!this.#aboveThreshold) return
+      this.#aboveThreshold = false
+      this.dispatchEvent(new Event('bufferedamountlow'))
+    })
     inner.on('error', (err) => {
       const error = new RTCError({ errorDetail: 'data-channel-failure' }, err?.message ?? String(err))
       this.dispatchEvent(new RTCErrorEvent('error', { error }))
@@ -65,8 +72,11 @@ class RTCDataChannel extends EventTarget {
   get priority() {
     return 'low'
   }
+  /** The core's state, except that a channel reads 'closing' until its close event (the
+   * core is 'closed' at once when nothing is queued). */
   get readyState() {
-    return this[INNER].readyState
+    const state = this[INNER].readyState
+    return state === 'closed' && !this.#closed ? 'closing' : state
   }
   get bufferedAmount() {
     return this[INNER].bufferedAmount + this.#pendingBytes
@@ -110,12 +120,18 @@ class RTCDataChannel extends EventTarget {
       return
     }
     standard(() => this[INNER].send(data))
+    this.#sent()
+  }
+
+  #sent() {
+    if (this.bufferedAmount > this.bufferedAmountLowThreshold) this.#aboveThreshold = true
   }
 
   #queue(promise, size) {
     const item = { promise, size }
     this.#pending.push(item)
     this.#pendingBytes += size
+    this.#sent()
     promise.catch(() => {})
     if (this.#pending.length === 1) this.#drain()
   }
@@ -157,10 +173,10 @@ class RTCDataChannel extends EventTarget {
 
   #onClose() {
     if (this.#closed) return
-    this.#closed = true
     this.#pending.length = 0
     this.#pendingBytes = 0
-    this.#fireClosing()
+    this.#fireClosing() // readyState 'closing' while it is dispatched
+    this.#closed = true
     this.dispatchEvent(new Event('close'))
   }
 
@@ -170,14 +186,14 @@ class RTCDataChannel extends EventTarget {
     this.dispatchEvent(new Event('closing'))
   }
 
-  /** Synchronous: readyState is 'closing' at once; 'closing' then 'close' fire later. */
+  /** Synchronous: readyState is 'closing' at once; 'close' fires later. No 'closing' event:
+   * it announces a close this side did not ask for (WebRTC 1.0, the closing procedure
+   * "unless the procedure was initiated by channel.close()"; Chromium alike). */
   close() {
     const state = this.readyState
     if (state === 'closing' || state === 'closed') return
+    this.#closingFired = true
     this[INNER].close().catch(() => {})
-    queueMicrotask(() => {
-      if (!this.#closed) this.#fireClosing()
-    })
   }
 }
 defineHandlers(RTCDataChannel, ['open', 'message', 'bufferedamountlow', 'error', 'closing', 'close'])

@@ -145,11 +145,13 @@ class RTCPeerConnection extends EventTarget {
     })
     inner.on('icegatheringstatechange', () => {
       if (this.#closed) return
+      this.dispatchEvent(new Event('icegatheringstatechange'))
       // The sidecar reports the end of gathering only as this state (PROTOCOL.md, trap 16).
-      if (inner.iceGatheringState === 'complete') {
+      // The null candidate follows the state's event, as in "update the ICE gathering
+      // state" (WebRTC 1.0) and in Chromium.
+      if (inner.iceGatheringState === 'complete' && !this.#closed) {
         this.dispatchEvent(new RTCPeerConnectionIceEvent('icecandidate', { candidate: null }))
       }
-      this.dispatchEvent(new Event('icegatheringstatechange'))
     })
     // The state comes from the accepted descriptions (the core's), so that it has moved when
     // the setter's promise resolves; the sidecar's event may come before or after that.
@@ -161,8 +163,16 @@ class RTCPeerConnection extends EventTarget {
     }
     inner.on('datachannel', ({ channel }) => {
       if (this.#closed) return
-      const wrapped = this.#track(wrapChannel(channel))
-      this.dispatchEvent(new RTCDataChannelEvent('datachannel', { channel: wrapped }))
+      // A browser announces a remote channel once it is open (readyState 'open' in the
+      // datachannel event, its open event right after); the sidecar's dc.open follows its
+      // datachannel event. Listening before the wrapper does puts datachannel first.
+      let wrapped = null
+      const announce = () => {
+        if (!this.#closed) this.dispatchEvent(new RTCDataChannelEvent('datachannel', { channel: wrapped }))
+      }
+      if (channel.readyState === 'connecting') channel.once('open', announce)
+      wrapped = this.#track(wrapChannel(channel))
+      if (channel.readyState !== 'connecting') announce()
     })
   }
 
