@@ -19,11 +19,18 @@ const MiB = 1024 * 1024
 v8.setFlagsFromString('--expose-gc')
 const gc = vm.runInNewContext('gc')
 
-async function withIpc(fn) {
+/** Two connected SDK peers on a sidecar of their own: fn({ dcA, dcB }); then all closed. */
+async function withPair(label, fn) {
   const ipc = new PionIpc({ logger: () => {} })
   await ipc.start()
   try {
-    return await fn(ipc)
+    const { a, b, dcA, dcB } = await connectPair(ipc, { label })
+    try {
+      return await fn({ dcA, dcB })
+    } finally {
+      a.close()
+      b.close()
+    }
   } finally {
     await ipc.stop()
   }
@@ -40,129 +47,111 @@ function* pattern(total, size) {
 }
 
 test('200 MB through a stream to a slow reader: every byte arrives in order and memory stays bounded', { timeout: 240_000 }, async () => {
-  await withIpc(async (ipc) => {
-    const { a, b, dcA, dcB } = await connectPair(ipc, { label: 'bulk' })
-    try {
-      const TOTAL = 200 * MiB
-      const sender = new DataChannelStream(dcA)
-      const receiver = createDataChannelStream(dcB)
-      const sentHash = createHash('sha256')
-      const gotHash = createHash('sha256')
+  await withPair('bulk', async ({ dcA, dcB }) => {
+    const TOTAL = 200 * MiB
+    const sender = new DataChannelStream(dcA)
+    const receiver = createDataChannelStream(dcB)
+    const sentHash = createHash('sha256')
+    const gotHash = createHash('sha256')
+    gc()
+    const base = process.memoryUsage().rss
+    let peak = base
+    let readBuffered = 0
+    const sampler = setInterval(() => {
       gc()
-      const base = process.memoryUsage().rss
-      let peak = base
-      let readBuffered = 0
-      const sampler = setInterval(() => {
-        gc()
-        peak = Math.max(peak, process.memoryUsage().rss)
-        readBuffered = Math.max(readBuffered, receiver.readableLength)
-      }, 250)
-      let received = 0
-      let pausedSeen = false
-      // About 10 MB/s: much slower than the sender can go.
-      const slow = new Writable({
-        highWaterMark: 64 * 1024,
-        write(chunk, _enc, done) {
-          gotHash.update(chunk)
-          received += chunk.length
-          if (dcB[Symbol.for('pion-node-rs.native')].paused) pausedSeen = true
-          if (received % (256 * 1024) < chunk.length) setTimeout(done, 25)
-          else done()
-        },
-      })
-      const source = Readable.from(
-        (function* () {
-          for (const chunk of pattern(TOTAL, 256 * 1024)) {
-            sentHash.update(chunk)
-            yield chunk
-          }
-        })(),
-      )
-      try {
-        await withTimeout(Promise.all([pipeline(source, sender), pipeline(receiver, slow)]), 200_000, '200 MB through the stream')
-      } finally {
-        clearInterval(sampler)
-      }
-      assert.equal(received, TOTAL)
-      assert.equal(gotHash.digest('hex'), sentHash.digest('hex'))
-      assert.ok(pausedSeen, 'the slow reader paused the channel')
-      const grew = (peak - base) / MiB
-      console.log(`# RSS grew at most ${grew.toFixed(1)} MiB (base ${(base / MiB).toFixed(1)} MiB) for 200 MiB moved`)
-      // Without the pause the reader's buffer alone grows past 90 MiB here, and RSS by 150.
-      assert.ok(grew < 100, `RSS grew ${grew.toFixed(1)} MiB while moving 200 MiB to a slow reader`)
-      assert.ok(readBuffered <= MiB, `the readable side buffered ${readBuffered} bytes`)
-      assert.equal(dcA.readyState, 'closed', "the sender's end() closed the channel")
+      peak = Math.max(peak, process.memoryUsage().rss)
+      readBuffered = Math.max(readBuffered, receiver.readableLength)
+    }, 250)
+    let received = 0
+    let pausedSeen = false
+    // About 10 MB/s: much slower than the sender can go.
+    const slow = new Writable({
+      highWaterMark: 64 * 1024,
+      write(chunk, _enc, done) {
+        gotHash.update(chunk)
+        received += chunk.length
+        if (dcB[Symbol.for('pion-node-rs.native')].paused) pausedSeen = true
+        if (received % (256 * 1024) < chunk.length) setTimeout(done, 25)
+        else done()
+      },
+    })
+    const source = Readable.from(
+      (function* () {
+        for (const chunk of pattern(TOTAL, 256 * 1024)) {
+          sentHash.update(chunk)
+          yield chunk
+        }
+      })(),
+    )
+    try {
+      await withTimeout(Promise.all([pipeline(source, sender), pipeline(receiver, slow)]), 200_000, '200 MB through the stream')
     } finally {
-      a.close()
-      b.close()
+      clearInterval(sampler)
     }
+    assert.equal(received, TOTAL)
+    assert.equal(gotHash.digest('hex'), sentHash.digest('hex'))
+    assert.ok(pausedSeen, 'the slow reader paused the channel')
+    const grew = (peak - base) / MiB
+    console.log(`# RSS grew at most ${grew.toFixed(1)} MiB (base ${(base / MiB).toFixed(1)} MiB) for 200 MiB moved`)
+    // Without the pause the reader's buffer alone grows past 90 MiB here, and RSS by 150.
+    assert.ok(grew < 100, `RSS grew ${grew.toFixed(1)} MiB while moving 200 MiB to a slow reader`)
+    assert.ok(readBuffered <= MiB, `the readable side buffered ${readBuffered} bytes`)
+    assert.equal(dcA.readyState, 'closed', "the sender's end() closed the channel")
   })
 })
 
 test('objectMode maps text to text and binary to binary, one message per chunk; end() closes and ends the other side', { timeout: 30_000 }, async () => {
-  await withIpc(async (ipc) => {
-    const { a, b, dcA, dcB } = await connectPair(ipc, { label: 'objects' })
-    try {
-      const left = new DataChannelStream(dcA, { objectMode: true })
-      const right = new DataChannelStream(dcB, { objectMode: true })
-      const seen = []
-      dcB.on('message', ({ data }) => seen.push(typeof data === 'string' ? `text:${data}` : `binary:${data.length}`))
-      left.write('hello')
-      left.write(Buffer.from([1, 2, 3]))
-      left.write(new Uint8Array(5))
-      left.end('bye')
-      const chunks = []
-      for await (const chunk of right) chunks.push(chunk)
-      assert.deepEqual(seen, ['text:hello', 'binary:3', 'binary:5', 'text:bye'])
-      assert.deepEqual(chunks.map((c) => (typeof c === 'string' ? c : [...c])), ['hello', [1, 2, 3], [0, 0, 0, 0, 0], 'bye'])
-      assert.equal(dcB.readyState, 'closed')
-      left.resume() // its readable side ends with the channel's close; read, the stream closes
-      await withTimeout(new Promise((r) => (left.destroyed ? r() : left.once('close', r))), 10_000, 'left stream closed')
-    } finally {
-      a.close()
-      b.close()
-    }
+  await withPair('objects', async ({ dcA, dcB }) => {
+    const left = new DataChannelStream(dcA, { objectMode: true })
+    const right = new DataChannelStream(dcB, { objectMode: true })
+    const seen = []
+    dcB.on('message', ({ data }) => seen.push(typeof data === 'string' ? `text:${data}` : `binary:${data.length}`))
+    left.write('hello')
+    left.write(Buffer.from([1, 2, 3]))
+    left.write(new Uint8Array(5))
+    left.end('bye')
+    const chunks = []
+    for await (const chunk of right) chunks.push(chunk)
+    assert.deepEqual(seen, ['text:hello', 'binary:3', 'binary:5', 'text:bye'])
+    assert.deepEqual(chunks.map((c) => (typeof c === 'string' ? c : [...c])), ['hello', [1, 2, 3], [0, 0, 0, 0, 0], 'bye'])
+    assert.equal(dcB.readyState, 'closed')
+    left.resume() // its readable side ends with the channel's close; read, the stream closes
+    await withTimeout(new Promise((r) => (left.destroyed ? r() : left.once('close', r))), 10_000, 'left stream closed')
   })
 })
 
 test('byte mode: a write larger than a message is split (text between characters); bad chunks and a closed channel are errors', { timeout: 30_000 }, async () => {
-  await withIpc(async (ipc) => {
-    const { a, b, dcA, dcB } = await connectPair(ipc, { label: 'bytes' })
-    try {
-      const left = new DataChannelStream(dcA)
-      const sizes = []
-      const texts = []
-      dcB.on('message', ({ data }) => (typeof data === 'string' ? texts.push(data) : sizes.push(data.length)))
-      const right = new DataChannelStream(dcB)
-      const big = Buffer.alloc(150_000, 7)
-      const text = 'é'.repeat(40_000) // 80,000 UTF-8 bytes
-      left.write(big)
-      left.end(text)
-      let total = 0
-      for await (const chunk of right) total += chunk.length
-      assert.deepEqual(sizes, [65535, 65535, 150_000 - 2 * 65535])
-      assert.equal(texts.join(''), text, 'text arrives as text, cut between characters')
-      assert.ok(texts.every((t) => Buffer.byteLength(t) <= 65535))
-      assert.equal(total, big.length + Buffer.byteLength(text))
-      assert.throws(() => new DataChannelStream({}), TypeError)
-      assert.throws(() => new DataChannelStream(dcA, { bufferedAmountHighWaterMark: -1 }), RangeError)
-      const objects = new DataChannelStream(dcA, { objectMode: true })
-      objects.on('error', () => {})
-      await assert.rejects(
-        new Promise((resolve, reject) => objects.write(42, (err) => (err ? reject(err) : resolve()))),
-        TypeError,
-      )
-      const late = new DataChannelStream(dcA)
-      const failed = new Promise((resolve) => late.once('error', resolve))
-      await assert.rejects(
-        new Promise((resolve, reject) => late.write('x', (err) => (err ? reject(err) : resolve()))),
-        /cannot write, the channel is 'closed'/,
-      )
-      assert.match((await failed).message, /'closed'/, "the stream's error event says it too")
-    } finally {
-      a.close()
-      b.close()
-    }
+  await withPair('bytes', async ({ dcA, dcB }) => {
+    const left = new DataChannelStream(dcA)
+    const sizes = []
+    const texts = []
+    dcB.on('message', ({ data }) => (typeof data === 'string' ? texts.push(data) : sizes.push(data.length)))
+    const right = new DataChannelStream(dcB)
+    const big = Buffer.alloc(150_000, 7)
+    const text = 'é'.repeat(40_000) // 80,000 UTF-8 bytes
+    left.write(big)
+    left.end(text)
+    let total = 0
+    for await (const chunk of right) total += chunk.length
+    assert.deepEqual(sizes, [65535, 65535, 150_000 - 2 * 65535])
+    assert.equal(texts.join(''), text, 'text arrives as text, cut between characters')
+    assert.ok(texts.every((t) => Buffer.byteLength(t) <= 65535))
+    assert.equal(total, big.length + Buffer.byteLength(text))
+    assert.throws(() => new DataChannelStream({}), TypeError)
+    assert.throws(() => new DataChannelStream(dcA, { bufferedAmountHighWaterMark: -1 }), RangeError)
+    const objects = new DataChannelStream(dcA, { objectMode: true })
+    objects.on('error', () => {})
+    await assert.rejects(
+      new Promise((resolve, reject) => objects.write(42, (err) => (err ? reject(err) : resolve()))),
+      TypeError,
+    )
+    const late = new DataChannelStream(dcA)
+    const failed = new Promise((resolve) => late.once('error', resolve))
+    await assert.rejects(
+      new Promise((resolve, reject) => late.write('x', (err) => (err ? reject(err) : resolve()))),
+      /cannot write, the channel is 'closed'/,
+    )
+    assert.match((await failed).message, /'closed'/, "the stream's error event says it too")
   })
 })
 
