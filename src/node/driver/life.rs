@@ -274,7 +274,6 @@ impl Driver {
 
     /// One fact from another thread.
     pub(super) fn apply(&self, fact: Fact) {
-        let now = Instant::now();
         match fact {
             Fact::Sidecar(life, Notice::Frame(frame), ticket) => {
                 self.session_of(life, |s, now| s.handle_frame(frame, now));
@@ -308,6 +307,7 @@ impl Driver {
                         state.queued.push_back(IpcEvent::Exit(code, signal));
                     }
                 }
+                let now = Instant::now();
                 let actions = self.state.borrow_mut().supervisor.exited(life, now);
                 self.run(actions);
             }
