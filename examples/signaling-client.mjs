@@ -93,12 +93,17 @@ export async function connectPeer({ ipc, signaling, role, label = 'data', ms = 2
   pc.onicecandidate = ({ candidate }) => {
     if (candidate) signaling.send({ type: 'candidate', candidate }).catch(() => {})
   }
+  // A candidate that comes after the connection closed has nothing left to join.
+  const add = (c) => {
+    if (pc.connectionState === 'closed') return
+    pc.addIceCandidate(c).catch((err) => pc.connectionState !== 'closed' && console.error(`addIceCandidate: ${err.message}`))
+  }
   signaling.subscribe('candidate', ({ candidate }) => {
     if (early) early.push(candidate)
-    else pc.addIceCandidate(candidate).catch((err) => console.error(`addIceCandidate: ${err.message}`))
+    else add(candidate)
   })
   const remoteSet = () => {
-    for (const c of early) pc.addIceCandidate(c).catch((err) => console.error(`addIceCandidate: ${err.message}`))
+    for (const c of early) add(c)
     early = null
   }
 
