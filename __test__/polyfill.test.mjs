@@ -238,6 +238,34 @@ const { RTCPeerConnection } = require('pion-node-rs/polyfill')
   assert.match(r.stdout, /closed/)
 })
 
+test('Node exits by itself when only one end calls close(): the other, closed by pion, lets the sidecar go', () => {
+  // B never calls close(): once A closes, pion reports B 'closed' by itself. An application
+  // that sees that (trystero) does not call close() again; the sidecar must not be held for it.
+  const source = `
+const { RTCPeerConnection } = require('pion-node-rs/polyfill')
+;(async () => {
+  const a = new RTCPeerConnection(), b = new RTCPeerConnection()
+  a.onicecandidate = (e) => e.candidate && b.addIceCandidate(e.candidate).catch(() => {})
+  b.onicecandidate = (e) => e.candidate && a.addIceCandidate(e.candidate).catch(() => {})
+  const dc = a.createDataChannel('x')
+  const open = new Promise((r) => (dc.onopen = r))
+  await a.setLocalDescription()
+  await b.setRemoteDescription(a.localDescription)
+  await b.setLocalDescription()
+  await a.setRemoteDescription(b.localDescription)
+  await open
+  const closedB = new Promise((r) => b.addEventListener('connectionstatechange', () => b.connectionState === 'closed' && r()))
+  a.close()
+  await closedB
+  console.log('b closed by the remote')
+})()
+`
+  const r = spawnSync(process.execPath, ['-e', source], { cwd: process.cwd(), encoding: 'utf8', timeout: 20000 })
+  assert.equal(r.signal, null, `still running after 20 s: ${r.stdout} ${r.stderr}`)
+  assert.equal(r.status, 0, r.stderr)
+  assert.match(r.stdout, /b closed by the remote/)
+})
+
 test('a failed start rejects the methods with its error', { timeout: 15000 }, async () => {
   polyfill.configure({ binPath: '/nonexistent/pion-ipc' })
   try {

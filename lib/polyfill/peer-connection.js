@@ -159,6 +159,13 @@ class RTCPeerConnection extends EventTarget {
         if (!this.#closed) this.dispatchEvent(new Event(name))
       })
     }
+    // pion closes a connection by itself when the remote end closes it ('closed' without
+    // close()). Nothing can happen on it any more: it is let go in the sidecar as close()
+    // would, or an application that never calls close() on a connection it sees 'closed'
+    // (trystero does not) would keep the sidecar, and so Node, running.
+    inner.on('connectionstatechange', () => {
+      if (!this.#closed && inner.connectionState === 'closed') this.#letGo()
+    })
     inner.on('datachannel', ({ channel }) => {
       if (this.#closed) return
       const wrapped = this.#track(wrapChannel(channel))
@@ -424,6 +431,14 @@ class RTCPeerConnection extends EventTarget {
   close() {
     if (this.#closed) return
     this.#closed = true
+    this.#letGo()
+  }
+
+  #letGone = false
+  /** Closes the SDK's connection, then releases the sidecar (once). */
+  #letGo() {
+    if (this.#letGone) return
+    this.#letGone = true
     const release = this.#sidecar.release
     this.#inner.close().then(release, release)
   }
