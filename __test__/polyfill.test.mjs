@@ -133,6 +133,35 @@ test('two peers connect with nothing but the standard API and move data both way
   assert.equal(events, 0, 'close() fires no connectionstatechange')
 })
 
+test("the answerer's gathering events come after its setLocalDescription() has resolved", { timeout: 30000 }, async () => {
+  // The sidecar may report the answerer's candidates (and the end of them) before it answers
+  // the setLocalDescription request; code that sends the answer once that promise resolves
+  // (simple-peer) must get to send it before any candidate. Several rounds: it was a race.
+  for (let round = 0; round < 8; round++) {
+    const a = new RTCPeerConnection()
+    const b = new RTCPeerConnection()
+    try {
+      const order = []
+      b.onicecandidate = (e) => order.push(e.candidate ? 'candidate' : 'null')
+      b.onicegatheringstatechange = () => order.push(`gathering:${b.iceGatheringState}`)
+      a.createDataChannel('x')
+      await a.setLocalDescription()
+      await b.setRemoteDescription(a.localDescription)
+      await b.setLocalDescription()
+      order.push('resolved')
+      await withTimeout(new Promise((resolve) => {
+        const check = () => (order.includes('null') ? resolve() : setTimeout(check, 10))
+        check()
+      }), 10000, 'the null candidate at B')
+      assert.equal(order[0], 'resolved', `round ${round}: ${order.join()}`)
+      assert.ok(order.includes('candidate'), order.join())
+    } finally {
+      a.close()
+      b.close()
+    }
+  }
+})
+
 test('getStats before the connection is up does not crash', { timeout: 15000 }, async () => {
   const pc = new RTCPeerConnection()
   const stats = await pc.getStats()

@@ -140,16 +140,21 @@ class RTCPeerConnection extends EventTarget {
     const inner = new SdkPeerConnection(options)
     this.#inner = inner
     inner.on('icecandidate', ({ candidate }) => {
-      if (this.#closed) return
-      this.dispatchEvent(new RTCPeerConnectionIceEvent('icecandidate', { candidate: new RTCIceCandidate(candidate) }))
+      this.#gatheringEvent(() => {
+        if (this.#closed) return
+        this.dispatchEvent(new RTCPeerConnectionIceEvent('icecandidate', { candidate: new RTCIceCandidate(candidate) }))
+      })
     })
     inner.on('icegatheringstatechange', () => {
-      if (this.#closed) return
-      // The sidecar reports the end of gathering only as this state (PROTOCOL.md, trap 16).
-      if (inner.iceGatheringState === 'complete') {
-        this.dispatchEvent(new RTCPeerConnectionIceEvent('icecandidate', { candidate: null }))
-      }
-      this.dispatchEvent(new Event('icegatheringstatechange'))
+      const complete = inner.iceGatheringState === 'complete'
+      this.#gatheringEvent(() => {
+        if (this.#closed) return
+        // The sidecar reports the end of gathering only as this state (PROTOCOL.md, trap 16).
+        if (complete) {
+          this.dispatchEvent(new RTCPeerConnectionIceEvent('icecandidate', { candidate: null }))
+        }
+        this.dispatchEvent(new Event('icegatheringstatechange'))
+      })
     })
     // The state comes from the accepted descriptions (the core's), so that it has moved when
     // the setter's promise resolves; the sidecar's event may come before or after that.
@@ -275,9 +280,31 @@ class RTCPeerConnection extends EventTarget {
         else d = type === 'offer' ? await this.createOffer() : await inner.createAnswer()
         d = { type: d.type ?? type, sdp: d.sdp }
       }
-      await inner.setLocalDescription({ type: d.type, sdp: d.sdp })
-      this.#settled()
+      this.#gatheringHeld++
+      try {
+        await inner.setLocalDescription({ type: d.type, sdp: d.sdp })
+        this.#settled()
+      } finally {
+        // After the code that awaited this promise has run, as a browser's events come in
+        // tasks after the one that resolved it.
+        setImmediate(() => this.#releaseGathering())
+      }
     })
+  }
+
+  /** Gathering events that come while setLocalDescription() is pending: the sidecar can
+   * report the answerer's candidates before it answers the request, and code that sends
+   * the description once the promise resolves (simple-peer) must have it before them. */
+  #gatheringHeld = 0
+  #gatheringQueue = []
+  #gatheringEvent(dispatch) {
+    if (this.#gatheringHeld > 0) this.#gatheringQueue.push(dispatch)
+    else dispatch()
+  }
+  #releaseGathering() {
+    if (--this.#gatheringHeld > 0) return
+    const queued = this.#gatheringQueue.splice(0)
+    for (const dispatch of queued) dispatch()
   }
 
   setRemoteDescription(init, onSuccess, onFailure) {
