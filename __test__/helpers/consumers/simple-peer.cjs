@@ -60,7 +60,8 @@ function maybeDone() {
   b.destroy()
 }
 
-// Once Node has nothing left to run.
+// Once Node has nothing left to run: simple-peer's own iceComplete timer (5 s from the first
+// candidate; destroy() does not clear it) is the last thing it waits for.
 process.on('exit', () => {
   report('exit', { closes, destroyed: [a.destroyed, b.destroyed], states: pcs.map((pc) => [pc.connectionState, pc.signalingState]) })
 })
