@@ -161,6 +161,35 @@ test('channel events as in a browser: announced open, bufferedamountlow only aft
   b.close()
 })
 
+test("the answerer's gathering events come after its setLocalDescription() has resolved", { timeout: 30000 }, async () => {
+  // The sidecar may report the answerer's candidates (and the end of them) before it answers
+  // the setLocalDescription request; code that sends the answer once that promise resolves
+  // (simple-peer) must get to send it before any candidate. Several rounds: it was a race.
+  for (let round = 0; round < 8; round++) {
+    const a = new RTCPeerConnection()
+    const b = new RTCPeerConnection()
+    try {
+      const order = []
+      b.onicecandidate = (e) => order.push(e.candidate ? 'candidate' : 'null')
+      b.onicegatheringstatechange = () => order.push(`gathering:${b.iceGatheringState}`)
+      a.createDataChannel('x')
+      await a.setLocalDescription()
+      await b.setRemoteDescription(a.localDescription)
+      await b.setLocalDescription()
+      order.push('resolved')
+      await withTimeout(new Promise((resolve) => {
+        const check = () => (order.includes('null') ? resolve() : setTimeout(check, 10))
+        check()
+      }), 10000, 'the null candidate at B')
+      assert.equal(order[0], 'resolved', `round ${round}: ${order.join()}`)
+      assert.ok(order.includes('candidate'), order.join())
+    } finally {
+      a.close()
+      b.close()
+    }
+  }
+})
+
 test('getStats before the connection is up does not crash', { timeout: 15000 }, async () => {
   const pc = new RTCPeerConnection()
   const stats = await pc.getStats()
@@ -264,6 +293,34 @@ const { RTCPeerConnection } = require('pion-node-rs/polyfill')
   assert.equal(r.signal, null, `killed after ${Date.now() - started} ms: ${r.stderr}`)
   assert.equal(r.status, 0, r.stderr)
   assert.match(r.stdout, /closed/)
+})
+
+test('Node exits by itself when only one end calls close(): the other, closed by pion, lets the sidecar go', () => {
+  // B never calls close(): once A closes, pion reports B 'closed' by itself. An application
+  // that sees that (trystero) does not call close() again; the sidecar must not be held for it.
+  const source = `
+const { RTCPeerConnection } = require('pion-node-rs/polyfill')
+;(async () => {
+  const a = new RTCPeerConnection(), b = new RTCPeerConnection()
+  a.onicecandidate = (e) => e.candidate && b.addIceCandidate(e.candidate).catch(() => {})
+  b.onicecandidate = (e) => e.candidate && a.addIceCandidate(e.candidate).catch(() => {})
+  const dc = a.createDataChannel('x')
+  const open = new Promise((r) => (dc.onopen = r))
+  await a.setLocalDescription()
+  await b.setRemoteDescription(a.localDescription)
+  await b.setLocalDescription()
+  await a.setRemoteDescription(b.localDescription)
+  await open
+  const closedB = new Promise((r) => b.addEventListener('connectionstatechange', () => b.connectionState === 'closed' && r()))
+  a.close()
+  await closedB
+  console.log('b closed by the remote')
+})()
+`
+  const r = spawnSync(process.execPath, ['-e', source], { cwd: process.cwd(), encoding: 'utf8', timeout: 20000 })
+  assert.equal(r.signal, null, `still running after 20 s: ${r.stdout} ${r.stderr}`)
+  assert.equal(r.status, 0, r.stderr)
+  assert.match(r.stdout, /b closed by the remote/)
 })
 
 test('a failed start rejects the methods with its error', { timeout: 15000 }, async () => {

@@ -117,6 +117,8 @@ class RTCPeerConnection extends EventTarget {
   #restartIce = false
   #negotiationNeeded = false
   #negotiationQueued = false
+  /** The iceGatheringState last reported (dispatched with its event). */
+  #gathering = 'new'
   /** The signalingState last reported (dispatched with its event). */
   #signaling = 'stable'
   #channels = []
@@ -140,18 +142,25 @@ class RTCPeerConnection extends EventTarget {
     const inner = new SdkPeerConnection(options)
     this.#inner = inner
     inner.on('icecandidate', ({ candidate }) => {
-      if (this.#closed) return
-      this.dispatchEvent(new RTCPeerConnectionIceEvent('icecandidate', { candidate: new RTCIceCandidate(candidate) }))
+      this.#gatheringEvent(() => {
+        if (this.#closed) return
+        this.dispatchEvent(new RTCPeerConnectionIceEvent('icecandidate', { candidate: new RTCIceCandidate(candidate) }))
+      })
     })
     inner.on('icegatheringstatechange', () => {
-      if (this.#closed) return
-      this.dispatchEvent(new Event('icegatheringstatechange'))
-      // The sidecar reports the end of gathering only as this state (PROTOCOL.md, trap 16).
-      // The null candidate follows the state's event, as in "update the ICE gathering
-      // state" (WebRTC 1.0) and in Chromium.
-      if (inner.iceGatheringState === 'complete' && !this.#closed) {
-        this.dispatchEvent(new RTCPeerConnectionIceEvent('icecandidate', { candidate: null }))
-      }
+      const state = inner.iceGatheringState
+      const complete = state === 'complete'
+      this.#gatheringEvent(() => {
+        this.#gathering = state
+        if (this.#closed) return
+        this.dispatchEvent(new Event('icegatheringstatechange'))
+        // The sidecar reports the end of gathering only as this state (PROTOCOL.md, trap 16).
+        // The null candidate follows the state's event, as in "update the ICE gathering
+        // state" (WebRTC 1.0) and in Chromium.
+        if (complete && !this.#closed) {
+          this.dispatchEvent(new RTCPeerConnectionIceEvent('icecandidate', { candidate: null }))
+        }
+      })
     })
     // The state comes from the accepted descriptions (the core's), so that it has moved when
     // the setter's promise resolves; the sidecar's event may come before or after that.
@@ -161,6 +170,13 @@ class RTCPeerConnection extends EventTarget {
         if (!this.#closed) this.dispatchEvent(new Event(name))
       })
     }
+    // pion closes a connection by itself when the remote end closes it ('closed' without
+    // close()). Nothing can happen on it any more: it is let go in the sidecar as close()
+    // would, or an application that never calls close() on a connection it sees 'closed'
+    // (trystero does not) would keep the sidecar, and so Node, running.
+    inner.on('connectionstatechange', () => {
+      if (!this.#closed && inner.connectionState === 'closed') this.#letGo()
+    })
     inner.on('datachannel', ({ channel }) => {
       if (this.#closed) return
       // A browser announces a remote channel once it is open (readyState 'open' in the
@@ -182,8 +198,10 @@ class RTCPeerConnection extends EventTarget {
   get iceConnectionState() {
     return this.#closed ? 'closed' : this.#inner.iceConnectionState
   }
+  /** The state of the last icegatheringstatechange dispatched (those events may wait for a
+   * setLocalDescription() to resolve, see #gatheringEvent). */
   get iceGatheringState() {
-    return this.#inner.iceGatheringState
+    return this.#gathering
   }
   get signalingState() {
     return this.#closed ? 'closed' : this.#signaling
@@ -278,9 +296,31 @@ class RTCPeerConnection extends EventTarget {
         else d = type === 'offer' ? await this.createOffer() : await inner.createAnswer()
         d = { type: d.type ?? type, sdp: d.sdp }
       }
-      await inner.setLocalDescription({ type: d.type, sdp: d.sdp })
-      this.#settled()
+      this.#gatheringHeld++
+      try {
+        await inner.setLocalDescription({ type: d.type, sdp: d.sdp })
+        this.#settled()
+      } finally {
+        // After the code that awaited this promise has run, as a browser's events come in
+        // tasks after the one that resolved it.
+        setImmediate(() => this.#releaseGathering())
+      }
     })
+  }
+
+  /** Gathering events that come while setLocalDescription() is pending: the sidecar can
+   * report the answerer's candidates before it answers the request, and code that sends
+   * the description once the promise resolves (simple-peer) must have it before them. */
+  #gatheringHeld = 0
+  #gatheringQueue = []
+  #gatheringEvent(dispatch) {
+    if (this.#gatheringHeld > 0) this.#gatheringQueue.push(dispatch)
+    else dispatch()
+  }
+  #releaseGathering() {
+    if (--this.#gatheringHeld > 0) return
+    const queued = this.#gatheringQueue.splice(0)
+    for (const dispatch of queued) dispatch()
   }
 
   setRemoteDescription(init, onSuccess, onFailure) {
@@ -434,6 +474,14 @@ class RTCPeerConnection extends EventTarget {
   close() {
     if (this.#closed) return
     this.#closed = true
+    this.#letGo()
+  }
+
+  #letGone = false
+  /** Closes the SDK's connection, then releases the sidecar (once). */
+  #letGo() {
+    if (this.#letGone) return
+    this.#letGone = true
     const release = this.#sidecar.release
     this.#inner.close().then(release, release)
   }
