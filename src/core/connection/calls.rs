@@ -49,7 +49,7 @@ impl Connection {
             return;
         }
         let payload = call.payload();
-        let kind = match self.signal_sent(&call) {
+        let kind = match self.signal_sent(&call, out, now) {
             Some(signal) => RequestKind::Signal {
                 connection: self.id,
                 token,

@@ -14,7 +14,10 @@
 //! before the answer is applied no remote candidate can be added, so the clock would only
 //! run out earlier for slow signalling). Then candidates flow as they come. A refused local
 //! offer, or a local answer, opens the gate. Every local offer (an ICE restart's too) holds
-//! again.
+//! again. An answer that has not been applied [`ANSWER_WAIT_LIMIT`] after the offer went out
+//! releases them too: an application may wait for a first candidate before it sends its
+//! offer (simple-peer's "ice candidates received before description" does), and its offer
+//! would otherwise never go.
 //!
 //! The rule for the end of gathering (`icegatheringstatechange`; the core emits no
 //! end-of-candidates event of its own, trap 16):
@@ -40,7 +43,10 @@
 //! - non-trickle answer only: the offer goes out at once, the answer comes with its
 //!   candidates and releases (or the timeout, if it has none);
 //! - a remote on the old SDK (trickles, never holds): as the answerer it is "trickle at
-//!   once"; as the offerer it does not hold, and the answering side here never holds.
+//!   once"; as the offerer it does not hold, and the answering side here never holds;
+//! - an application that sends its offer only once a candidate was emitted: the answer
+//!   wait limit releases them, and it connects that much later (and may meet the 1000 ms
+//!   peer-reflexive wait the hold is for).
 
 use crate::core::events::{ConnectionEvent, ConnectionId, Event};
 use crate::core::output::{SessionOutput, Timer};
@@ -50,6 +56,11 @@ use std::time::{Duration, Instant};
 /// How long an offerer waits, after the answer is applied, for a first remote candidate
 /// before it releases its own (PROTOCOL.md, trap 15: 250 ms measured 7.8 ms median).
 pub const DEFAULT_CANDIDATE_HOLD: Duration = Duration::from_millis(250);
+
+/// How long an offerer holds its candidates for an answer that is not applied: then they
+/// go, so that nothing waits on them for ever (see the module's rule). Longer than a
+/// signalling round trip usually takes, so that the hold keeps its use.
+pub const ANSWER_WAIT_LIMIT: Duration = Duration::from_millis(1500);
 
 /// Whether an offering connection holds its own candidates until the answerer's reached it
 /// (the napi layer maps `candidateHold: false | { timeoutMs }` here).
@@ -112,14 +123,20 @@ impl CandidateGate {
         self.stage != Stage::Open
     }
 
-    /// A local offer goes to `pc.setLocalDescription`: hold (again).
-    pub fn on_local_offer(&mut self) {
+    /// A local offer goes to `pc.setLocalDescription`: hold (again), for an answer applied
+    /// within [`ANSWER_WAIT_LIMIT`].
+    pub fn on_local_offer(&mut self, id: ConnectionId, out: &mut SessionOutput, now: Instant) {
         if self.setting == CandidateHold::Off {
             return;
         }
         self.stage = Stage::AwaitingAnswer;
         self.remote_candidate = false;
         self.generation += 1;
+        let timer = Timer::CandidateHold {
+            connection: id,
+            generation: self.generation,
+        };
+        out.timers.set(now + ANSWER_WAIT_LIMIT, timer);
     }
 
     /// The answer was applied; `candidates`: its SDP carried `a=candidate` lines.
@@ -137,6 +154,8 @@ impl CandidateGate {
             return self.release(id, out);
         }
         self.stage = Stage::AwaitingRemote;
+        // The answer wait limit's timer is for the stage that ended.
+        self.generation += 1;
         if let CandidateHold::After(timeout) = self.setting {
             let timer = Timer::CandidateHold {
                 connection: id,
@@ -155,8 +174,11 @@ impl CandidateGate {
         }
     }
 
+    /// A timer of this hold: the answer wait limit (while the answer is awaited) or the
+    /// timeout after the answer. Each stage has its own generation, so that the answer wait
+    /// limit of a hold never cuts short the timeout after its answer.
     pub fn on_timer(&mut self, id: ConnectionId, out: &mut SessionOutput, generation: u64) {
-        if self.stage == Stage::AwaitingRemote && generation == self.generation {
+        if self.stage != Stage::Open && generation == self.generation {
             self.release(id, out);
         }
     }

@@ -11,12 +11,17 @@ use std::time::Instant;
 
 impl Connection {
     /// The signal `call` is, noted as it goes out; `None` for the other calls.
-    pub(super) fn signal_sent(&mut self, call: &ConnectionCall) -> Option<Signal> {
+    pub(super) fn signal_sent(
+        &mut self,
+        call: &ConnectionCall,
+        out: &mut SessionOutput,
+        now: Instant,
+    ) -> Option<Signal> {
         match call {
             ConnectionCall::SetLocalDescription(d) => {
                 self.local.on_sent(&d.sdp);
                 if d.kind == "offer" {
-                    self.gate.on_local_offer();
+                    self.gate.on_local_offer(self.id, out, now);
                 }
                 Some(Signal::Local {
                     kind: d.kind.clone(),

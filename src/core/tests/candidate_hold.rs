@@ -3,6 +3,7 @@
 //! description it leaves readable.
 
 use super::hold_util::{description, line, offer_sdp, strings, Peer};
+use crate::core::connection::hold::ANSWER_WAIT_LIMIT;
 use crate::core::{CandidateHold, ConnectionCall, DEFAULT_CANDIDATE_HOLD};
 use std::time::Duration;
 
@@ -69,8 +70,8 @@ fn an_answer_carrying_candidates_releases_when_it_is_applied() {
 fn a_refused_answer_releases_nothing_and_the_timeout_counts_from_the_answer_applied() {
     let mut p = holding_offerer(CandidateHold::default());
     p.seen();
-    p.s.advance(Duration::from_secs(2));
-    assert!(p.seen().is_empty(), "no answer yet: held, however long");
+    p.s.advance(ANSWER_WAIT_LIMIT - Duration::from_millis(500));
+    assert!(p.seen().is_empty(), "no answer yet: held");
     let sdp = format!("{}a={}\r\n", offer_sdp("r1"), line("r"));
     p.start(ConnectionCall::SetRemoteDescription(description(
         "answer", &sdp,
@@ -88,6 +89,25 @@ fn a_refused_answer_releases_nothing_and_the_timeout_counts_from_the_answer_appl
         strings(&["c:a", "c:b"]),
         "250 ms after the answer"
     );
+}
+
+#[test]
+fn an_answer_not_applied_within_the_answer_wait_limit_releases_them() {
+    let mut p = holding_offerer(CandidateHold::default());
+    p.seen();
+    p.s.advance(ANSWER_WAIT_LIMIT - MS);
+    assert!(p.seen().is_empty(), "held while the answer may still come");
+    p.s.advance(MS);
+    assert_eq!(
+        p.seen(),
+        strings(&["c:a", "c:b"]),
+        "an offer sent only after a first candidate would never go otherwise"
+    );
+    p.gathered(&line("c"));
+    assert_eq!(p.seen(), strings(&["c:c"]), "then they flow as they come");
+    // The answer that comes later changes nothing.
+    answer_without_candidates(&mut p);
+    assert_eq!(p.seen(), strings(&["ok"]));
 }
 
 #[test]
