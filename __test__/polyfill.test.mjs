@@ -270,8 +270,8 @@ test('the default export holds every class, CommonJS and ESM alike, and installG
   assert.equal(err.errorDetail, 'sctp-failure')
 })
 
-test('Node exits by itself once the connections are closed, without any cleanup call', () => {
-  const source = `
+/** A child's script: two connected peers a and b (channel open), then `rest`. */
+const connectedPair = (rest) => `
 const { RTCPeerConnection } = require('pion-node-rs/polyfill')
 ;(async () => {
   const a = new RTCPeerConnection(), b = new RTCPeerConnection()
@@ -284,10 +284,13 @@ const { RTCPeerConnection } = require('pion-node-rs/polyfill')
   await b.setLocalDescription()
   await a.setRemoteDescription(b.localDescription)
   await open
-  a.close(); b.close()
-  console.log('closed')
+${rest}
 })()
 `
+
+test('Node exits by itself once the connections are closed, without any cleanup call', () => {
+  const source = connectedPair(`  a.close(); b.close()
+  console.log('closed')`)
   const started = Date.now()
   const r = spawnSync(process.execPath, ['-e', source], { cwd: process.cwd(), encoding: 'utf8', timeout: 15000 })
   assert.equal(r.signal, null, `killed after ${Date.now() - started} ms: ${r.stderr}`)
@@ -298,25 +301,10 @@ const { RTCPeerConnection } = require('pion-node-rs/polyfill')
 test('Node exits by itself when only one end calls close(): the other, closed by pion, lets the sidecar go', () => {
   // B never calls close(): once A closes, pion reports B 'closed' by itself. An application
   // that sees that (trystero) does not call close() again; the sidecar must not be held for it.
-  const source = `
-const { RTCPeerConnection } = require('pion-node-rs/polyfill')
-;(async () => {
-  const a = new RTCPeerConnection(), b = new RTCPeerConnection()
-  a.onicecandidate = (e) => e.candidate && b.addIceCandidate(e.candidate).catch(() => {})
-  b.onicecandidate = (e) => e.candidate && a.addIceCandidate(e.candidate).catch(() => {})
-  const dc = a.createDataChannel('x')
-  const open = new Promise((r) => (dc.onopen = r))
-  await a.setLocalDescription()
-  await b.setRemoteDescription(a.localDescription)
-  await b.setLocalDescription()
-  await a.setRemoteDescription(b.localDescription)
-  await open
-  const closedB = new Promise((r) => b.addEventListener('connectionstatechange', () => b.connectionState === 'closed' && r()))
+  const source = connectedPair(`  const closedB = new Promise((r) => b.addEventListener('connectionstatechange', () => b.connectionState === 'closed' && r()))
   a.close()
   await closedB
-  console.log('b closed by the remote')
-})()
-`
+  console.log('b closed by the remote')`)
   const r = spawnSync(process.execPath, ['-e', source], { cwd: process.cwd(), encoding: 'utf8', timeout: 20000 })
   assert.equal(r.signal, null, `still running after 20 s: ${r.stdout} ${r.stderr}`)
   assert.equal(r.status, 0, r.stderr)
