@@ -123,8 +123,10 @@ class RTCDataChannel extends EventTarget {
     this.#sent()
   }
 
+  /** Once above, nothing is read again until the low event: a burst of sends costs the two
+   * native reads only until the first one goes over. */
   #sent() {
-    if (this.bufferedAmount > this.bufferedAmountLowThreshold) this.#aboveThreshold = true
+    if (!this.#aboveThreshold && this.bufferedAmount > this.bufferedAmountLowThreshold) this.#aboveThreshold = true
   }
 
   #queue(promise, size) {
