@@ -33,10 +33,21 @@ pub(super) fn flush(shared: &Shared) {
     }
 }
 
+/// The pipe size asked for stdin (Linux; the default is 64 KiB): a burst of sends is taken
+/// by the direct write instead of waking the writer task for the rest.
+#[cfg(all(unix_io, target_os = "linux"))]
+const STDIN_PIPE_SIZE: i32 = 1024 * 1024;
+
 #[cfg(unix_io)]
 pub(super) fn nonblocking_fd(stdin: &ChildStdin) -> Option<i32> {
     use std::os::fd::AsRawFd;
     let fd = stdin.as_raw_fd();
+    // Best effort: a smaller limit (fs.pipe-max-size) leaves the default size.
+    // SAFETY: fcntl(F_SETPIPE_SZ) on a pipe we own.
+    #[cfg(target_os = "linux")]
+    unsafe {
+        libc::fcntl(fd, libc::F_SETPIPE_SZ, STDIN_PIPE_SIZE)
+    };
     // SAFETY: fcntl(F_GETFL) on a descriptor we own.
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
     (flags >= 0 && flags & libc::O_NONBLOCK != 0).then_some(fd)

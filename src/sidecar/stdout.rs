@@ -160,15 +160,23 @@ impl StdoutReader {
         let state = &mut *state;
         let mut total = 0;
         while total < budget {
-            match read_into(fd, &mut state.decoder) {
+            let drained = match read_into(fd, &mut state.decoder) {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return (true, total),
-                Ok(0) | Err(_) => break,
-                Ok(n) => total += n,
-            }
+                Ok(Read { n: 0, .. }) | Err(_) => break,
+                Ok(Read { n, filled }) => {
+                    total += n;
+                    !filled
+                }
+            };
             if state.discard {
                 state.decoder.buffer_mut().clear();
             } else if !dispatch_frames(&inner.shared, &mut state.decoder) {
                 state.discard = true;
+            }
+            // A read that left room took all the pipe held: asking again would only be told
+            // so (EAGAIN). What comes later makes the pipe readable again.
+            if drained {
+                return (true, total);
             }
         }
         if total >= budget {
@@ -277,20 +285,33 @@ pub(super) fn start_reader(
     })
 }
 
-/// One read(2) of the sidecar's stdout into `decoder`'s spare capacity, again after EINTR:
-/// the number of bytes read, 0 at the end of the stream.
+/// What one read(2) did.
 #[cfg(unix_io)]
-fn read_into(fd: i32, decoder: &mut FrameDecoder) -> std::io::Result<usize> {
+struct Read {
+    /// Bytes read; 0 at the end of the stream.
+    n: usize,
+    /// The read filled all the room it had: the pipe may hold more.
+    filled: bool,
+}
+
+/// One read(2) of the sidecar's stdout into `decoder`'s spare capacity, again after EINTR.
+#[cfg(unix_io)]
+fn read_into(fd: i32, decoder: &mut FrameDecoder) -> std::io::Result<Read> {
     loop {
         decoder.reserve_for_read(READ_CHUNK);
         let buf = decoder.buffer_mut();
         let spare = buf.spare_capacity_mut();
+        let room = spare.len();
         // SAFETY: read(2) on the stdout descriptor, into the buffer's spare capacity.
-        let n = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), spare.len()) };
+        let n = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), room) };
         if n >= 0 {
             // SAFETY: read(2) initialised these n bytes.
             unsafe { buf.set_len(buf.len() + n as usize) };
-            return Ok(n as usize);
+            let n = n as usize;
+            return Ok(Read {
+                n,
+                filled: n == room,
+            });
         }
         let err = std::io::Error::last_os_error();
         if err.kind() != std::io::ErrorKind::Interrupted {
@@ -305,7 +326,7 @@ fn read_blocking(shared: &Shared, stdout: &std::fs::File) {
     let fd = stdout.as_raw_fd();
     let mut decoder = FrameDecoder::new();
     loop {
-        if matches!(read_into(fd, &mut decoder), Ok(0) | Err(_)) {
+        if matches!(read_into(fd, &mut decoder), Ok(Read { n: 0, .. }) | Err(_)) {
             break;
         }
         if !dispatch_frames(shared, &mut decoder) {
