@@ -110,6 +110,53 @@ describe('garbage collection', () => {
     }
     assert.equal(counts.live ?? 0, 0, 'a live connection can still emit: it is kept')
   })
+
+  test('a collected channel gives its slot of the per-message calls back; a slot nothing holds is refused', async () => {
+    const result = await inChild(`
+      const { createRequire } = await import('node:module')
+      const binding = createRequire(${JSON.stringify(INDEX)})('./binding.js')
+      const NATIVE = Symbol.for('pion-node-rs.native')
+      const N = 100
+      const ipc = new PionIpc()
+      await ipc.start()
+      const slotsOf = async () => {
+        const pc = new RTCPeerConnection({ _ipc: ipc })
+        const channels = Array.from({ length: N }, (_, i) => pc.createDataChannel('c' + i))
+        const slots = channels.map((dc) => dc[NATIVE].slot)
+        const states = new Set(channels.map((dc) => dc.readyState))
+        await pc.close()
+        return { slots, states: [...states], closed: channels.every((dc) => dc.readyState === 'closed') }
+      }
+      const first = await slotsOf()
+      for (let i = 0; i < 30; i++) {
+        globalThis.gc()
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+      const second = await slotsOf()
+      const hot = binding.hotCalls()
+      const unknown = 1e6
+      let sendError = null
+      try {
+        hot.send(unknown, 'x')
+      } catch (err) {
+        sendError = String(err)
+      }
+      await ipc.stop()
+      return {
+        first,
+        second,
+        unknown: { bufferedAmount: hot.bufferedAmount(unknown), readyState: hot.readyState(unknown), sendError },
+      }
+    `, 60000, ['--expose-gc'])
+    assert.deepEqual(result.first.states, ['connecting'])
+    assert.equal(result.first.closed, true)
+    assert.equal(new Set(result.first.slots).size, 100, 'every live channel has a slot of its own')
+    const firstMax = Math.max(...result.first.slots)
+    assert.ok(Math.max(...result.second.slots) <= firstMax, `slots given again after collection (${firstMax} before, ${Math.max(...result.second.slots)} after)`)
+    assert.deepEqual(result.unknown.bufferedAmount, 0)
+    assert.deepEqual(result.unknown.readyState, 3, "an unknown slot reads as 'closed'")
+    assert.match(result.unknown.sendError, /^Error: .*unknown channel slot/)
+  })
 })
 
 describe('PionIpc state', () => {

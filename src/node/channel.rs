@@ -4,7 +4,8 @@
 use super::convert;
 use super::driver::{ChannelHandle, Driver, SessionCell};
 use super::errors;
-use crate::core::{ChannelId, Object, ReadyState, SettleToken};
+use super::hot;
+use crate::core::{ChannelId, Object, SettleToken};
 use crate::error::Error;
 use napi::bindgen_prelude::*;
 use napi::sys;
@@ -19,11 +20,14 @@ pub struct NativeDataChannel {
     driver: Rc<Driver>,
     session: Rc<SessionCell>,
     id: ChannelId,
+    /// Its number for the hot calls (`hot.rs`).
+    slot: u32,
 }
 
 impl ObjectFinalize for NativeDataChannel {
     /// Collected: its target entry and the core's state go at the driver's next chance.
     fn finalize(self, _env: Env) -> Result<()> {
+        hot::release(self.slot);
         self.driver.collected(Object::Channel(self.id));
         Ok(())
     }
@@ -31,10 +35,16 @@ impl ObjectFinalize for NativeDataChannel {
 
 impl NativeDataChannel {
     pub(super) fn new(driver: Rc<Driver>, session: Rc<SessionCell>, id: ChannelId) -> Self {
+        let slot = hot::register(hot::Slot {
+            driver: driver.clone(),
+            session: session.clone(),
+            id,
+        });
         NativeDataChannel {
             driver,
             session,
             id,
+            slot,
         }
     }
 
@@ -56,6 +66,17 @@ fn message_bytes<'a>(env: &Env, data: &'a Unknown) -> Result<(Cow<'a, [u8]>, boo
     let text = unsafe { Unknown::from_raw_unchecked(env.raw(), text) };
     let text = convert::string("data", &text).map_err(|e| errors::throw(env, e))?;
     Ok((Cow::Owned(text.into_bytes()), false))
+}
+
+/// `send()`: queues the message or throws.
+pub(super) fn send(env: &Env, channel: &hot::Slot, data: Unknown) -> Result<()> {
+    let (bytes, binary) = message_bytes(env, &data)?;
+    let sent = channel
+        .session
+        .borrow_mut()
+        .send(channel.id, &bytes, binary, Instant::now());
+    sent.map_err(|e| errors::throw(env, e))?;
+    channel.driver.send_done(env)
 }
 
 /// Writes the stdin bytes of the `send()` calls made since the last call (index.js calls it
@@ -90,14 +111,11 @@ impl NativeDataChannel {
         self.read(|c| c.ordered(), true)
     }
 
+    /// Its number for `hotCalls()`' `bufferedAmount`, `readyState` and `send` (index.js
+    /// reads and sends through those).
     #[napi(getter)]
-    pub fn ready_state(&self) -> &'static str {
-        self.read(|c| c.ready_state(), ReadyState::Closed).as_str()
-    }
-
-    #[napi(getter)]
-    pub fn buffered_amount(&self) -> f64 {
-        self.read(|c| c.buffered_amount(), 0) as f64
+    pub fn slot(&self) -> u32 {
+        self.slot
     }
 
     #[napi(getter)]
@@ -141,18 +159,6 @@ impl NativeDataChannel {
             }
             Ok(Unknown::from_raw_unchecked(raw, object))
         }
-    }
-
-    /// Synchronous: queues the message or throws.
-    #[napi]
-    pub fn send(&self, env: Env, data: Unknown) -> Result<()> {
-        let (bytes, binary) = message_bytes(&env, &data)?;
-        let sent = self
-            .session
-            .borrow_mut()
-            .send(self.id, &bytes, binary, Instant::now());
-        sent.map_err(|e| errors::throw(&env, e))?;
-        self.driver.send_done(&env)
     }
 
     /// Holds this channel's events (messages, close) until `resume()`, counting them as

@@ -6,6 +6,7 @@ mod delivery;
 mod driver;
 mod errors;
 mod hooks;
+mod hot;
 mod inbox;
 mod ipc;
 mod peer;

@@ -1,0 +1,194 @@
+//! The calls made for every message, `send()`, `bufferedAmount` and `readyState`, as plain
+//! Node-API callbacks on a channel's slot number.
+//!
+//! A `#[napi]` class method first unwraps `this` (type tag check) and opens a native-borrow
+//! scope; for these calls that costs several times their own work (a sender pacing on
+//! `bufferedAmount` makes two of them per message, the standard API's `send()` checks
+//! `readyState` first). Here the argument is a number, the index of the channel in a slab
+//! of this thread, and the callback does nothing else.
+
+use super::driver::{Driver, SessionCell};
+use crate::core::{ChannelId, ReadyState};
+use napi::bindgen_prelude::*;
+use napi::sys;
+use napi_derive::napi;
+use std::cell::RefCell;
+use std::ptr;
+use std::rc::Rc;
+
+/// What a slot names: the channel and the session and driver that hold it.
+#[derive(Clone)]
+pub(super) struct Slot {
+    pub(super) driver: Rc<Driver>,
+    pub(super) session: Rc<SessionCell>,
+    pub(super) id: ChannelId,
+}
+
+#[derive(Default)]
+struct Slab {
+    entries: Vec<Option<Slot>>,
+    free: Vec<u32>,
+}
+
+thread_local! {
+    /// The channels of this JavaScript thread that have a native object.
+    static SLOTS: RefCell<Slab> = RefCell::default();
+}
+
+/// Gives the channel a slot; it is the native object's until [`release`].
+pub(super) fn register(slot: Slot) -> u32 {
+    SLOTS.with(|slots| {
+        let mut slab = slots.borrow_mut();
+        match slab.free.pop() {
+            Some(n) => {
+                slab.entries[n as usize] = Some(slot);
+                n
+            }
+            None => {
+                slab.entries.push(Some(slot));
+                (slab.entries.len() - 1) as u32
+            }
+        }
+    })
+}
+
+/// The native object was collected: its slot may be given again.
+pub(super) fn release(n: u32) {
+    SLOTS.with(|slots| {
+        let mut slab = slots.borrow_mut();
+        if let Some(entry) = slab.entries.get_mut(n as usize) {
+            if entry.take().is_some() {
+                slab.free.push(n);
+            }
+        }
+    })
+}
+
+/// The slot `n` names (cloned: nothing stays borrowed while the call runs).
+fn slot(n: u32) -> Option<Slot> {
+    SLOTS.with(|slots| slots.borrow().entries.get(n as usize).cloned().flatten())
+}
+
+/// The callbacks, as `{ bufferedAmount(slot), readyState(slot), send(slot, data) }`, for
+/// index.js to keep.
+#[napi]
+#[allow(dead_code)] // called from JavaScript only
+pub fn hot_calls(env: &Env) -> Result<Unknown<'_>> {
+    let raw = env.raw();
+    // SAFETY: JavaScript thread.
+    unsafe {
+        let object = super::values::object(raw)?;
+        let calls: [(&str, sys::napi_callback); 3] = [
+            ("bufferedAmount", Some(buffered_amount)),
+            ("readyState", Some(ready_state)),
+            ("send", Some(send)),
+        ];
+        for (name, callback) in calls {
+            let mut function = ptr::null_mut();
+            check_status!(sys::napi_create_function(
+                raw,
+                name.as_ptr().cast(),
+                name.len() as isize,
+                callback,
+                ptr::null_mut(),
+                &mut function,
+            ))?;
+            super::values::set(raw, object, name, function)?;
+        }
+        Ok(Unknown::from_raw_unchecked(raw, object))
+    }
+}
+
+/// The first `N` arguments (undefined where fewer were passed) and the slot the first one
+/// names, if it names one.
+unsafe fn args<const N: usize>(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> ([sys::napi_value; N], Option<Slot>) {
+    let mut argc = N;
+    let mut argv = [ptr::null_mut(); N];
+    sys::napi_get_cb_info(
+        env,
+        info,
+        &mut argc,
+        argv.as_mut_ptr(),
+        ptr::null_mut(),
+        ptr::null_mut(),
+    );
+    let mut n = 0u32;
+    let named =
+        argc >= 1 && sys::napi_get_value_uint32(env, argv[0], &mut n) == sys::Status::napi_ok;
+    if argc < N {
+        let mut undefined = ptr::null_mut();
+        sys::napi_get_undefined(env, &mut undefined);
+        argv[argc..].fill(undefined);
+    }
+    (argv, if named { slot(n) } else { None })
+}
+
+unsafe fn undefined(env: sys::napi_env) -> sys::napi_value {
+    let mut value = ptr::null_mut();
+    sys::napi_get_undefined(env, &mut value);
+    value
+}
+
+/// `bufferedAmount(slot)`: the channel's `bufferedAmount` (0 once its state is gone).
+unsafe extern "C" fn buffered_amount(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let (_, slot) = args::<1>(env, info);
+    let amount = slot.map_or(0, |s| {
+        let session = s.session.borrow();
+        session.channel(s.id).map_or(0, |c| c.buffered_amount())
+    });
+    let mut value = ptr::null_mut();
+    sys::napi_create_double(env, amount as f64, &mut value);
+    value
+}
+
+/// `readyState(slot)`: the channel's readyState as its index in
+/// `['connecting', 'open', 'closing', 'closed']` ('closed' once its state is gone).
+unsafe extern "C" fn ready_state(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let (_, slot) = args::<1>(env, info);
+    let state = slot.map_or(ReadyState::Closed, |s| {
+        let session = s.session.borrow();
+        session
+            .channel(s.id)
+            .map_or(ReadyState::Closed, |c| c.ready_state())
+    });
+    let index = match state {
+        ReadyState::Connecting => 0,
+        ReadyState::Open => 1,
+        ReadyState::Closing => 2,
+        ReadyState::Closed => 3,
+    };
+    let mut value = ptr::null_mut();
+    sys::napi_create_uint32(env, index, &mut value);
+    value
+}
+
+/// `send(slot, data)`: queues the message or throws, as `RTCDataChannel.send()`.
+unsafe extern "C" fn send(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    let ([_, data], slot) = args::<2>(env, info);
+    let Some(slot) = slot else {
+        // Only index.js calls this, with the slot of a live native object.
+        let message = c"pion-node-rs: send() on an unknown channel slot";
+        sys::napi_throw_error(env, ptr::null(), message.as_ptr());
+        return ptr::null_mut();
+    };
+    let env_ref = Env::from_raw(env);
+    let data = Unknown::from_raw_unchecked(env, data);
+    match super::channel::send(&env_ref, &slot, data) {
+        Ok(()) => undefined(env),
+        Err(e) => {
+            if e.status != Status::PendingException {
+                napi::JsError::from(e).throw_into(env);
+            }
+            ptr::null_mut()
+        }
+    }
+}
