@@ -82,11 +82,14 @@ pub enum Event {
 
 /// An entry of the event queue: most are ready; a `bufferedamountlow` after an
 /// acknowledgement is checked again when it is taken out, since JavaScript may have sent
-/// the amount above the threshold again by then.
+/// the amount above the threshold again by then; a connection that skipped 'connecting'
+/// becomes 'connected' only when that change is taken out, after the listeners of its
+/// 'connecting' ran.
 #[derive(Debug)]
 pub enum Queued {
     Ready(Event),
     LowIfStillLow(ChannelId),
+    Connected(ConnectionId),
 }
 
 /// The events waiting for JavaScript, in order.
@@ -102,6 +105,10 @@ impl EventQueue {
 
     pub fn push_low_if_still_low(&mut self, channel: ChannelId) {
         self.entries.push_back(Queued::LowIfStillLow(channel));
+    }
+
+    pub fn push_connected(&mut self, connection: ConnectionId) {
+        self.entries.push_back(Queued::Connected(connection));
     }
 
     pub fn pop(&mut self) -> Option<Queued> {

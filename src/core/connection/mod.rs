@@ -67,6 +67,10 @@ pub struct Connection {
     /// restartIce() was called and the connection has not been 'connected' since: going
     /// back to 'connecting'/'checking' is real then, not a late event.
     ice_restarting: bool,
+    /// 'connected' came while 'new' (the sidecar's 'connecting' late or not at all, trap 5):
+    /// the state is 'connecting' until that change was delivered, then 'connected', so the
+    /// listeners see the two steps a browser shows.
+    connected_next: bool,
     /// The outcome of `pc.create`, once known.
     created: Option<Result<(), Error>>,
     /// Local channels waiting for `pc.create` before their `dc.create` can go out.
@@ -111,6 +115,7 @@ impl Connection {
             listening: false,
             closing: false,
             ice_restarting: false,
+            connected_next: false,
             created: None,
             awaiting_channels: Vec::new(),
             awaiting_calls: VecDeque::new(),
@@ -427,7 +432,12 @@ impl Connection {
                 &["new", "connecting"],
             )
         {
-            self.connection = conn;
+            if self.connection == "new" && conn == "connected" {
+                self.connection = "connecting".into();
+                self.connected_next = true;
+            } else {
+                self.connection = conn;
+            }
             events.push(ConnectionEvent::ConnectionStateChange);
         }
         let ice = change.ice_state;
@@ -451,10 +461,25 @@ impl Connection {
         for event in events {
             out.emit(Event::Connection(self.id, event));
         }
+        if self.connected_next {
+            out.events.push_connected(self.id);
+        }
         if failed {
             // The sidecar never closes them and would keep acknowledging sends into the void.
             self.close_channels(channels, out);
         }
+    }
+
+    /// The 'connecting' of a connection that skipped it was delivered: it is 'connected' now,
+    /// unless something else changed it meanwhile (a close() of a listener). True when it
+    /// changed.
+    pub(crate) fn finish_connecting(&mut self) -> bool {
+        if !std::mem::take(&mut self.connected_next) || self.connection != "connecting" {
+            return false;
+        }
+        self.connection = "connected".into();
+        self.ice_restarting = false;
+        true
     }
 
     fn on_remote_channel(

@@ -10,7 +10,7 @@ use super::channel::{Channel, ReadyState};
 use super::connection::hold::ConnectionOptions;
 use super::connection::{Channels, CloseStage, Connection};
 use super::connection_call::ConnectionCall;
-use super::events::{ChannelId, ConnectionId, Event, Object, Queued, SettleToken};
+use super::events::{ChannelId, ConnectionEvent, ConnectionId, Event, Object, Queued, SettleToken};
 use super::outbox::Request;
 use super::output::SessionOutput;
 use super::paused::Paused;
@@ -135,6 +135,13 @@ impl Session {
                             continue;
                         }
                         Event::Channel(id, super::events::ChannelEvent::BufferedAmountLow)
+                    }
+                    Queued::Connected(id) => {
+                        let connection = self.connections.get_mut(&id);
+                        if !connection.is_some_and(Connection::finish_connecting) {
+                            continue;
+                        }
+                        Event::Connection(id, ConnectionEvent::ConnectionStateChange)
                     }
                 },
             };

@@ -49,6 +49,51 @@ fn states_start_new_and_change_only_when_they_do() {
 }
 
 #[test]
+fn connected_straight_from_new_shows_connecting_first_as_a_browser_does() {
+    let mut s = Sidecar::new();
+    let pc = s.connection("p");
+    s.event(
+        "p",
+        "",
+        "pc.statechange",
+        &state_change("connected", "connected"),
+    );
+    let mut seen = Vec::new();
+    while let Some(event) = s.session.poll_event() {
+        seen.push((event, states(&s, pc).0));
+    }
+    assert_eq!(
+        seen,
+        [
+            (Event::Connection(pc, Csc), "connecting".into()),
+            (Event::Connection(pc, Icsc), "connecting".into()),
+            (Event::Connection(pc, Csc), "connected".into()),
+        ],
+        "each listener reads the state of its own event"
+    );
+    assert!(
+        change(&mut s, "connecting", "checking").is_empty(),
+        "the sidecar's own 'connecting', late, is dropped"
+    );
+    assert_eq!(states(&s, pc), ("connected".into(), "connected".into()));
+
+    // close() from the listener of 'connecting': the pending 'connected' never comes.
+    let pc = s.connection("q");
+    s.event("q", "", "pc.statechange", &state_change("connected", ""));
+    assert_eq!(s.session.poll_event(), Some(Event::Connection(pc, Csc)));
+    let close = s.token();
+    s.session.close_connection(pc, close, s.now);
+    let mut after = Vec::new();
+    while s.session.poll_event().is_some() {
+        after.push(states(&s, pc).0);
+    }
+    assert!(
+        !after.is_empty() && after.iter().all(|state| state == "closed"),
+        "never 'connected' after close(): {after:?}"
+    );
+}
+
+#[test]
 fn a_step_back_from_connected_is_a_late_event_unless_ice_restarts() {
     let mut s = Sidecar::new();
     let pc = s.connection("p");
