@@ -9,7 +9,7 @@
 //! so nothing of the addon keeps Node alive once every PionIpc is stopped.
 
 use crate::core::Life;
-use crate::sidecar::{Backlog, Notice, NoticeSink, Ticket};
+use crate::sidecar::{Backlog, Notice, NoticeSink, Ticket, FRAME_OVERHEAD};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeCallContext, ThreadsafeFunctionCallMode};
 use std::sync::{Arc, Mutex};
@@ -17,9 +17,6 @@ use std::sync::{Arc, Mutex};
 /// Log lines waiting for JavaScript beyond this many are counted and dropped, so a logger
 /// that cannot keep up never makes us stop reading the sidecar's stderr.
 const MAX_PENDING_LOG_LINES: usize = 10_000;
-
-/// What one queued frame costs besides its payload (frame, header strings).
-const FRAME_OVERHEAD: usize = 256;
 
 /// One thing that happened off the JavaScript thread.
 pub(super) enum Fact {
@@ -54,9 +51,10 @@ pub(super) struct Inbox {
     queue: Mutex<Queue>,
     wake: Mutex<Option<Arc<Wake>>>,
     backlog: Arc<Backlog>,
-    /// Sidecar stdouts waiting to be watched on the JavaScript thread's loop.
+    /// Sidecar stdouts waiting to be watched on the JavaScript thread's loop, with the life
+    /// they belong to.
     #[cfg(unix_io)]
-    readers: Mutex<Vec<Box<dyn crate::sidecar::LoopRead>>>,
+    readers: Mutex<Vec<(Life, Arc<dyn crate::sidecar::LoopRead>)>>,
 }
 
 impl Inbox {
@@ -157,7 +155,7 @@ impl Inbox {
 
     /// The stdouts handed over for the loop reader since the last call.
     #[cfg(unix_io)]
-    pub(super) fn take_readers(&self) -> Vec<Box<dyn crate::sidecar::LoopRead>> {
+    pub(super) fn take_readers(&self) -> Vec<(Life, Arc<dyn crate::sidecar::LoopRead>)> {
         std::mem::take(&mut *self.readers.lock().unwrap())
     }
 }
@@ -197,8 +195,8 @@ impl NoticeSink for LifeSink {
     }
 
     #[cfg(unix_io)]
-    fn adopt_reader(&self, reader: Box<dyn crate::sidecar::LoopRead>) {
-        self.inbox.readers.lock().unwrap().push(reader);
+    fn adopt_reader(&self, reader: Arc<dyn crate::sidecar::LoopRead>) {
+        self.inbox.readers.lock().unwrap().push((self.life, reader));
         // Wakes JavaScript, which starts watching the pipe.
         self.inbox.wake();
     }

@@ -19,9 +19,10 @@ use napi::sys;
 use std::cell::RefCell;
 use std::ffi::{c_int, c_void};
 use std::ptr;
+use std::sync::Arc;
 
-/// Called on the JavaScript thread after each read, to handle and deliver what it queued;
-/// false once its owner is gone (the poller stops then).
+/// Called on the JavaScript thread after each read, to handle and deliver the frames it
+/// queued (`LoopRead::take_frames`); false once its owner is gone (the poller stops then).
 pub type OnRead = Box<dyn Fn(sys::napi_env) -> bool>;
 
 /// libuv's `UV_POLL` handle type and `UV_READABLE` event.
@@ -56,7 +57,7 @@ struct Poller {
     env: sys::napi_env,
     /// The `uv_poll_t`, as 8-byte words of the size libuv asks for.
     storage: Box<[u64]>,
-    reader: Option<Box<dyn LoopRead>>,
+    reader: Option<Arc<dyn LoopRead>>,
     on_read: OnRead,
     context: sys::napi_async_context,
 }
@@ -75,8 +76,8 @@ impl Poller {
 pub unsafe fn install(
     env: sys::napi_env,
     on_read: OnRead,
-    reader: Box<dyn LoopRead>,
-) -> Result<(), Box<dyn LoopRead>> {
+    reader: Arc<dyn LoopRead>,
+) -> Result<(), Arc<dyn LoopRead>> {
     let mut event_loop = ptr::null_mut();
     if sys::napi_get_uv_event_loop(env, &mut event_loop) != sys::Status::napi_ok
         || event_loop.is_null()
@@ -137,7 +138,7 @@ unsafe extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_
             Some(reader) => reader.read_ready(READ_BUDGET),
             None => false,
         };
-    // The frames read are the owner's facts now: handled and delivered in this callback.
+    // The frames read are the owner's now: handled and delivered in this callback.
     let owned = ((*poller).on_read)(env);
     if scoped {
         // Runs the promise jobs and nextTick callbacks of this delivery.

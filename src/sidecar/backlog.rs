@@ -14,6 +14,9 @@ use tokio::sync::Notify;
 /// Undelivered bytes that make the reader pause (it resumes at half).
 pub const DEFAULT_LIMIT: usize = 16 * 1024 * 1024;
 
+/// What one undelivered frame is counted as besides its payload (frame, header strings).
+pub const FRAME_OVERHEAD: usize = 256;
+
 #[derive(Debug)]
 pub struct Backlog {
     bytes: AtomicUsize,

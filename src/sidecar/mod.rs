@@ -12,7 +12,7 @@ pub mod sink;
 mod stderr;
 mod stdout;
 
-pub use backlog::{Backlog, Ticket};
+pub use backlog::{Backlog, Ticket, FRAME_OVERHEAD};
 pub use lookup::{find_binary, Found, LookupInput, Refusal};
 pub use process::Sidecar;
 #[cfg(unix_io)]

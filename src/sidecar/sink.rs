@@ -41,11 +41,13 @@ pub trait NoticeSink: Send + Sync + 'static {
         false
     }
     /// The sidecar's stdout, non-blocking, for the sink's event loop: whoever takes it calls
-    /// [`LoopRead::read_ready`] when the pipe is readable and handles what that handed over
-    /// (the flush is theirs), until it reports the end. A watchdog thread reads in the
-    /// loop's place while the loop leaves data unread.
+    /// [`LoopRead::read_ready`] when the pipe is readable and handles the frames
+    /// [`LoopRead::take_frames`] gives, until it reports the end. A watchdog thread reads in
+    /// the loop's place while the loop leaves data unread, then calls
+    /// [`flush`](Self::flush): the frames it read wait in the same queue. Frames of this
+    /// stdout never come as notices; its stream errors and its exit do, after its frames.
     #[cfg(unix_io)]
-    fn adopt_reader(&self, _reader: Box<dyn LoopRead>) {}
+    fn adopt_reader(&self, _reader: Arc<dyn LoopRead>) {}
 }
 
 /// How the sidecar is told to go.
@@ -63,9 +65,14 @@ pub enum Kill {
 pub trait LoopRead: Send + Sync {
     /// The pipe's descriptor, to watch for readability.
     fn fd(&self) -> i32;
-    /// Reads what the pipe holds, up to about `budget` bytes, and hands every whole frame to
-    /// the sink. False once stdout ended.
+    /// Reads what the pipe holds, up to about `budget` bytes, and queues every whole frame
+    /// for [`take_frames`](Self::take_frames). False once stdout ended.
     fn read_ready(&self, budget: usize) -> bool;
+    /// Moves the frames read so far (by the loop or the watchdog), in the order they came,
+    /// into `into`; they no longer count as undelivered.
+    fn take_frames(&self, into: &mut Vec<Frame>);
+    /// Stdout ended and every frame read was taken: nothing more will come.
+    fn finished(&self) -> bool;
     /// Too much is undelivered: the loop should stop reading until [`LoopRead::has_room`].
     fn backlogged(&self) -> bool;
     fn has_room(&self) -> bool;

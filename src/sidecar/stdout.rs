@@ -3,6 +3,8 @@
 
 use super::shared::Shared;
 use super::sink::{Kill, Notice};
+#[cfg(unix_io)]
+use super::{backlog::FRAME_OVERHEAD, Ticket};
 use crate::error::Error;
 use crate::protocol::{Frame, FrameDecoder};
 use std::sync::Arc;
@@ -40,13 +42,15 @@ pub(super) fn start_reader(
                 decoder: FrameDecoder::new(),
                 discard: false,
                 done: Some(done),
+                frames: Vec::new(),
+                tickets: Vec::new(),
             }),
             started: std::time::Instant::now(),
             loop_read_at: std::sync::atomic::AtomicU64::new(0),
         }),
     };
     if shared.sink.takes_reader() && reader.set_nonblocking(true).is_ok() {
-        shared.sink.adopt_reader(Box::new(reader.clone()));
+        shared.sink.adopt_reader(Arc::new(reader.clone()));
         reader.spawn_watchdog()?;
     } else {
         reader.spawn_thread()?;
@@ -93,6 +97,11 @@ struct ReadState {
     discard: bool,
     /// Dropped when stdout ended: the exit waiter goes on then.
     done: Option<oneshot::Sender<()>>,
+    /// The frames read and not yet taken (`LoopRead::take_frames`), in order: the one queue
+    /// both the loop's reads and the watchdog's fill.
+    frames: Vec<crate::protocol::Frame>,
+    /// Their bytes, counted as undelivered (one ticket per read).
+    tickets: Vec<Ticket>,
 }
 
 #[cfg(unix_io)]
@@ -136,8 +145,8 @@ impl StdoutReader {
     }
 
     /// For the event loop: reads what the (non-blocking) pipe holds, up to about `budget`
-    /// bytes, and hands every whole frame in it to the sink (the flush is the caller's).
-    /// False once stdout ended.
+    /// bytes, and queues every whole frame in it for [`LoopRead::take_frames`]. False once
+    /// stdout ended.
     pub fn read_ready(&self, budget: usize) -> bool {
         let elapsed = self.inner.started.elapsed().as_micros() as u64;
         self.inner.loop_read_at.store(elapsed, Ordering::Relaxed);
@@ -158,11 +167,19 @@ impl StdoutReader {
             return (false, 0);
         }
         let state = &mut *state;
+        let mut queued = 0;
+        let mut queue = |frame: Frame| {
+            queued += frame.payload.len() + FRAME_OVERHEAD;
+            state.frames.push(frame);
+        };
         let mut total = 0;
-        while total < budget {
+        let open = loop {
+            if total >= budget {
+                break true;
+            }
             let drained = match read_into(fd, &mut state.decoder) {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return (true, total),
-                Ok(Read { n: 0, .. }) | Err(_) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break true,
+                Ok(Read { n: 0, .. }) | Err(_) => break false,
                 Ok(Read { n, filled }) => {
                     total += n;
                     !filled
@@ -170,23 +187,40 @@ impl StdoutReader {
             };
             if state.discard {
                 state.decoder.buffer_mut().clear();
-            } else if !dispatch_frames(&inner.shared, &mut state.decoder) {
+            } else if !dispatch_frames(&inner.shared, &mut state.decoder, &mut queue) {
                 state.discard = true;
             }
             // A read that left room took all the pipe held: asking again would only be told
             // so (EAGAIN). What comes later makes the pipe readable again.
             if drained {
-                return (true, total);
+                break true;
+            }
+        };
+        if queued > 0 {
+            if let Some(backlog) = &inner.shared.backlog {
+                state.tickets.push(backlog.ticket(queued));
             }
         }
-        if total >= budget {
-            return (true, total);
+        if !open {
+            if !state.discard {
+                report_partial_frame(&inner.shared, &state.decoder);
+            }
+            state.done = None;
         }
-        if !state.discard {
-            report_partial_frame(&inner.shared, &state.decoder);
-        }
-        state.done = None;
-        (false, total)
+        (open, total)
+    }
+
+    /// Moves the queued frames into `into`; their bytes are given back to the backlog.
+    fn take_frames(&self, into: &mut Vec<Frame>) {
+        let mut state = self.inner.state.lock().unwrap();
+        into.append(&mut state.frames);
+        state.tickets.clear();
+    }
+
+    /// Stdout ended and every frame was taken.
+    fn finished(&self) -> bool {
+        let state = self.inner.state.lock().unwrap();
+        state.done.is_none() && state.frames.is_empty()
     }
 
     /// Reads in the loop's place whenever the loop has left the pipe alone for
@@ -263,6 +297,14 @@ impl super::sink::LoopRead for StdoutReader {
         StdoutReader::read_ready(self, budget)
     }
 
+    fn take_frames(&self, into: &mut Vec<Frame>) {
+        StdoutReader::take_frames(self, into)
+    }
+
+    fn finished(&self) -> bool {
+        StdoutReader::finished(self)
+    }
+
     fn backlogged(&self) -> bool {
         let backlog = self.inner.shared.backlog.as_ref();
         backlog.is_some_and(|b| b.over_limit())
@@ -329,7 +371,7 @@ fn read_blocking(shared: &Shared, stdout: &std::fs::File) {
         if matches!(read_into(fd, &mut decoder), Ok(Read { n: 0, .. }) | Err(_)) {
             break;
         }
-        if !dispatch_frames(shared, &mut decoder) {
+        if !dispatch_frames(shared, &mut decoder, &mut to_sink(shared)) {
             let _ = std::io::copy(&mut &*stdout, &mut std::io::sink());
             return;
         }
@@ -354,7 +396,7 @@ async fn read_loop(shared: Arc<Shared>, mut stdout: impl AsyncRead + Unpin) {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
-        if !dispatch_frames(&shared, &mut decoder) {
+        if !dispatch_frames(&shared, &mut decoder, &mut to_sink(&shared)) {
             let _ = tokio::io::copy(&mut stdout, &mut tokio::io::sink()).await;
             return;
         }
@@ -366,13 +408,17 @@ async fn read_loop(shared: Arc<Shared>, mut stdout: impl AsyncRead + Unpin) {
     report_partial_frame(&shared, &decoder);
 }
 
-/// Dispatches every complete frame read so far. False when the stream cannot be trusted any
-/// more: that is reported and handled as a crash, and the caller only drains the pipe from
-/// then on, so the process cannot stall on a full pipe while dying.
-fn dispatch_frames(shared: &Shared, decoder: &mut FrameDecoder) -> bool {
+/// Hands every complete frame read so far to `to`. False when the stream cannot be trusted
+/// any more: that is reported and handled as a crash, and the caller only drains the pipe
+/// from then on, so the process cannot stall on a full pipe while dying.
+fn dispatch_frames(
+    shared: &Shared,
+    decoder: &mut FrameDecoder,
+    to: &mut impl FnMut(Frame),
+) -> bool {
     loop {
         match decoder.next_frame() {
-            Ok(Some(frame)) => dispatch(shared, frame),
+            Ok(Some(frame)) => to(frame),
             Ok(None) => return true,
             Err(e) => {
                 shared
@@ -396,7 +442,8 @@ fn report_partial_frame(shared: &Shared, decoder: &FrameDecoder) {
     }
 }
 
-/// Every frame goes to the sink: the core answers responses and routes events.
-fn dispatch(shared: &Shared, frame: Frame) {
-    shared.sink.notice(Notice::Frame(frame));
+/// A frame for the sink (the readers of a sink that does not read stdout itself): the core
+/// answers responses and routes events.
+fn to_sink(shared: &Shared) -> impl FnMut(Frame) + '_ {
+    move |frame| shared.sink.notice(Notice::Frame(frame))
 }

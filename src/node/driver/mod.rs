@@ -88,6 +88,10 @@ struct State {
     queued: VecDeque<IpcEvent>,
     /// The deadline a timer task is sleeping until.
     armed: Option<Instant>,
+    /// The stdouts read on the JavaScript thread's loop (`poll.rs`), by life: their frames
+    /// are taken from the reader's own queue, in order, by every tick.
+    #[cfg(unix_io)]
+    loop_readers: Vec<(Life, std::sync::Arc<dyn crate::sidecar::LoopRead>)>,
 }
 
 static NEXT_DRIVER: AtomicU64 = AtomicU64::new(1);
@@ -169,6 +173,8 @@ impl Driver {
                 raw_events: false,
                 queued: VecDeque::new(),
                 armed: None,
+                #[cfg(unix_io)]
+                loop_readers: Vec::new(),
             }),
             config,
             registry: RefCell::new(Registry::default()),

@@ -60,6 +60,10 @@ impl Driver {
         // SAFETY: JavaScript thread, inside the handle scope of the call that runs this.
         let mut js = unsafe { Js::new(env) };
         self.deliver(js.as_mut());
+        // Frames before the facts taken above: a stdout's exit and stream error come after
+        // its last frame, which is queued by then.
+        #[cfg(unix_io)]
+        self.handle_loop_frames(js.as_mut());
         for fact in facts {
             self.apply(fact);
             self.deliver(js.as_mut());
@@ -77,10 +81,43 @@ impl Driver {
         };
     }
 
+    /// Handles the frames the loop readers (or their watchdogs) queued, one at a time, each
+    /// delivered before the next; forgets the readers that are done.
+    #[cfg(unix_io)]
+    fn handle_loop_frames(self: &Rc<Self>, mut js: Option<&mut Js>) {
+        let readers = self.state.borrow().loop_readers.clone();
+        let mut frames = Vec::new();
+        for (life, reader) in readers {
+            reader.take_frames(&mut frames);
+            if frames.is_empty() {
+                continue;
+            }
+            let now = Instant::now();
+            for frame in frames.drain(..) {
+                {
+                    let state = self.state.borrow();
+                    if state.session_life == Some(life) {
+                        state.session.borrow_mut().handle_frame(frame, now);
+                    }
+                }
+                self.deliver(js.as_deref_mut());
+            }
+        }
+        self.state
+            .borrow_mut()
+            .loop_readers
+            .retain(|(_, reader)| !reader.finished());
+    }
+
     /// Starts watching the stdouts handed over for the loop reader (see `poll.rs`).
     #[cfg(unix_io)]
     pub(super) fn install_readers(self: &Rc<Self>, env: sys::napi_env) {
-        for reader in self.inbox.take_readers() {
+        for (life, reader) in self.inbox.take_readers() {
+            // The tick takes its frames, whoever read them (the watchdog too).
+            self.state
+                .borrow_mut()
+                .loop_readers
+                .push((life, reader.clone()));
             let driver = Rc::downgrade(self);
             // Each read is handled and delivered by a tick, in the same callback.
             let on_read = Box::new(move |env| match driver.upgrade() {
@@ -91,11 +128,11 @@ impl Driver {
                 None => false,
             });
             // SAFETY: JavaScript thread.
-            if let Err(reader) = unsafe { crate::node::poll::install(env, on_read, reader) } {
+            if unsafe { crate::node::poll::install(env, on_read, reader) }.is_err() {
+                // Its watchdog reads it then, as soon as data waits.
                 self.log_later(
                     "cannot watch the sidecar's stdout on the event loop; a thread reads it".into(),
                 );
-                drop(reader);
             }
         }
     }
