@@ -59,6 +59,10 @@ fn method_name(method: &str) -> Cow<'static, str> {
     }
 }
 
+/// The room a new burst starts with (see [`Outbox::take_bytes`]).
+const MIN_ROOM: usize = 64 * 1024;
+const MAX_ROOM: usize = 256 * 1024;
+
 #[derive(Debug)]
 pub struct Outbox {
     pending: PendingRequests,
@@ -121,13 +125,15 @@ impl Outbox {
         self.refused.pop_front()
     }
 
-    /// Everything encoded since the last call, in order.
+    /// Everything encoded since the last call, in order. The next burst starts with room
+    /// for at least [`MIN_ROOM`] bytes, or as much as this one took (up to [`MAX_ROOM`]), so
+    /// that it is not grown by doubling (and copying) again.
     pub fn take_bytes(&mut self) -> Option<Vec<u8>> {
         if self.bytes.is_empty() {
-            None
-        } else {
-            Some(std::mem::take(&mut self.bytes))
+            return None;
         }
+        let room = Vec::with_capacity(self.bytes.len().clamp(MIN_ROOM, MAX_ROOM));
+        Some(std::mem::replace(&mut self.bytes, room))
     }
 
     pub fn pending(&mut self) -> &mut PendingRequests {
