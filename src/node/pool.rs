@@ -15,8 +15,11 @@ thread_local! {
 /// of at most `MAX_POOLED` bytes becomes a Buffer viewing a slice of a shared ArrayBuffer
 /// instead of a Buffer of its own: one allocation per pool rather than one per message, as
 /// `Buffer.allocUnsafe` does with its pool (a kept message keeps its pool alive, at most
-/// 16 KiB). Larger messages get their own Buffer.
-pub(super) const POOL_SIZE: usize = 16 * 1024;
+/// 64 KiB, as a slice of a socket read keeps that read). Larger messages get their own
+/// Buffer. A pool of 16 KiB made a new ArrayBuffer every 16 messages of 1 KiB, about 3 % of
+/// the JavaScript thread's time at 25,000 messages a second (perf, `benches/bench.mjs` (a));
+/// 64 KiB halves that.
+pub(super) const POOL_SIZE: usize = 64 * 1024;
 pub(super) const MAX_POOLED: usize = 4 * 1024;
 
 /// The current receive pool of this JavaScript thread; what lies before `used` belongs to
