@@ -60,6 +60,9 @@ struct Poller {
     reader: Option<Arc<dyn LoopRead>>,
     on_read: OnRead,
     context: sys::napi_async_context,
+    /// The resource object of every callback scope (one, kept: making one per read cost
+    /// more than the scope itself).
+    resource: sys::napi_ref,
 }
 
 impl Poller {
@@ -91,6 +94,7 @@ pub unsafe fn install(
         reader: None,
         on_read,
         context: ptr::null_mut(),
+        resource: ptr::null_mut(),
     });
     if uv_poll_init(event_loop.cast(), poller.handle(), reader.fd()) != 0 {
         return Err(reader);
@@ -101,6 +105,7 @@ pub unsafe fn install(
     let label = "pion-ipc stdout";
     sys::napi_create_string_utf8(env, label.as_ptr().cast(), label.len() as isize, &mut name);
     sys::napi_async_init(env, resource, name, &mut poller.context);
+    sys::napi_create_reference(env, resource, 1, &mut poller.resource);
     poller.reader = Some(reader);
     let handle = poller.handle();
     let poller = Box::into_raw(poller);
@@ -121,10 +126,11 @@ unsafe extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_
     let mut handles = ptr::null_mut();
     sys::napi_open_handle_scope(env, &mut handles);
     let mut resource = ptr::null_mut();
-    sys::napi_create_object(env, &mut resource);
+    sys::napi_get_reference_value(env, (*poller).resource, &mut resource);
     let mut scope = ptr::null_mut();
-    let scoped = sys::napi_open_callback_scope(env, resource, (*poller).context, &mut scope)
-        == sys::Status::napi_ok;
+    let scoped = !resource.is_null()
+        && sys::napi_open_callback_scope(env, resource, (*poller).context, &mut scope)
+            == sys::Status::napi_ok;
     // Over the backlog bound: nothing more is read (the pipe fills, SCTP slows the sender)
     // until the driver's tick finds room again.
     let backlogged = (*poller).reader.as_ref().is_some_and(|r| r.backlogged());
@@ -202,6 +208,10 @@ unsafe fn stop(poller: *mut Poller, by: Stop) {
     if by != Stop::EnvCleanup && !(*poller).context.is_null() {
         sys::napi_async_destroy(env, (*poller).context);
         (*poller).context = ptr::null_mut();
+    }
+    if by != Stop::EnvCleanup && !(*poller).resource.is_null() {
+        sys::napi_delete_reference(env, (*poller).resource);
+        (*poller).resource = ptr::null_mut();
     }
     uv_close(handle, Some(on_closed));
 }
