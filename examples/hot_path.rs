@@ -78,9 +78,9 @@ fn run(case: &str, n: u64) -> u64 {
                 let header = Header {
                     kind: FrameType::Request,
                     id: i as u32,
-                    method: "dc.send".to_owned(),
-                    pc_id: black_box(PC_ID).to_owned(),
-                    dc_label: "chat".to_owned(),
+                    method: "dc.send".into(),
+                    pc_id: black_box(PC_ID).into(),
+                    dc_label: "chat".into(),
                     is_binary: true,
                     ..Header::default()
                 };

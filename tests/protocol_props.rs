@@ -53,7 +53,17 @@ prop_compose! {
         ok in proptest::option::of(any::<bool>()),
         is_binary in any::<bool>(),
     ) -> Header {
-        Header { kind, id, method, pc_id, dc_label, ok, error, event, is_binary }
+        Header {
+            kind,
+            id,
+            method: method.into(),
+            pc_id: pc_id.into(),
+            dc_label: dc_label.into(),
+            ok,
+            error: error.into(),
+            event: event.into(),
+            is_binary,
+        }
     }
 }
 
@@ -541,7 +551,7 @@ fn a_frame_of_exactly_max_len_round_trips() {
 #[test]
 fn a_header_over_u16_is_refused_without_writing() {
     let header = Header {
-        method: "m".repeat(70_000),
+        method: "m".repeat(70_000).into(),
         ..Header::request(1, "")
     };
     let mut out = vec![7];
@@ -551,12 +561,12 @@ fn a_header_over_u16_is_refused_without_writing() {
 
     // the largest header that fits is accepted (a str16 method, like 1000 bytes)
     let base = encoded_header_len(&Header {
-        method: "m".repeat(1000),
+        method: "m".repeat(1000).into(),
         ..Header::request(1, "")
     }) - 1000;
     let fits = usize::from(u16::MAX) - base;
     let header = Header {
-        method: "m".repeat(fits),
+        method: "m".repeat(fits).into(),
         ..Header::request(1, "")
     };
     assert_eq!(encoded_header_len(&header), usize::from(u16::MAX));

@@ -19,6 +19,9 @@ use std::sync::{Arc, Mutex};
 const MAX_PENDING_LOG_LINES: usize = 10_000;
 
 /// One thing that happened off the JavaScript thread.
+// The large variant is the common one (a frame of the reader thread): boxing it would cost
+// an allocation per frame.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Fact {
     /// From the sidecar of `life`; a frame holds its bytes in the backlog until handled.
     Sidecar(Life, Notice, Option<Ticket>),

@@ -137,13 +137,13 @@ impl FrameDecoder {
         if self.buf.len() < total {
             return Ok(None);
         }
-        let mut frame = self.buf.split_to(total);
+        let mut frame = self.buf.split_to(total).freeze();
         frame.advance(6);
-        let header = Header::decode(&frame[..usize::from(header_len)])?;
+        let header = Header::decode_shared(&frame.slice(..usize::from(header_len)))?;
         frame.advance(usize::from(header_len));
         Ok(Some(Frame {
             header,
-            payload: frame.freeze(),
+            payload: frame,
         }))
     }
 }

@@ -1,6 +1,8 @@
 //! The frame header: a msgpack map with the omit-empty rules of the sidecar.
 
+use super::text::Text;
 use super::value::{decode_value, ValueError};
+use bytes::Bytes;
 use rmpv::Value;
 use thiserror::Error;
 
@@ -28,13 +30,13 @@ impl FrameType {
 pub struct Header {
     pub kind: FrameType,
     pub id: u32,
-    pub method: String,
-    pub pc_id: String,
-    pub dc_label: String,
+    pub method: Text,
+    pub pc_id: Text,
+    pub dc_label: Text,
     /// Present in every response; the sidecar also writes `ok: false` into events.
     pub ok: Option<bool>,
-    pub error: String,
-    pub event: String,
+    pub error: Text,
+    pub event: Text,
     pub is_binary: bool,
 }
 
@@ -57,7 +59,7 @@ impl Header {
         Header {
             kind: FrameType::Request,
             id,
-            method: method.to_owned(),
+            method: method.into(),
             ..Header::default()
         }
     }
@@ -89,7 +91,15 @@ impl Header {
     /// through [`Header::decode_tree`], so both give the same answer for any input (checked
     /// by property tests and the `header` fuzz target).
     pub fn decode(bytes: &[u8]) -> Result<Self, HeaderError> {
-        match fast::decode(bytes) {
+        match fast::decode(bytes, |s| Text::from(s)) {
+            Some(header) => Ok(header),
+            None => Self::decode_tree(bytes),
+        }
+    }
+
+    /// As [`decode`](Self::decode), with the strings slices of `bytes` (no copies).
+    pub fn decode_shared(bytes: &Bytes) -> Result<Self, HeaderError> {
+        match fast::decode(bytes, |s| Text::shared(bytes, s)) {
             Some(header) => Ok(header),
             None => Self::decode_tree(bytes),
         }
@@ -115,11 +125,11 @@ impl Header {
                     };
                     header.id = u32::try_from(id).map_err(|_| HeaderError::IdOutOfRange(id))?;
                 }
-                "method" => header.method = string(value, "method")?,
-                "pcId" => header.pc_id = string(value, "pcId")?,
-                "dcLabel" => header.dc_label = string(value, "dcLabel")?,
-                "error" => header.error = string(value, "error")?,
-                "event" => header.event = string(value, "event")?,
+                "method" => header.method = string(value, "method")?.into(),
+                "pcId" => header.pc_id = string(value, "pcId")?.into(),
+                "dcLabel" => header.dc_label = string(value, "dcLabel")?.into(),
+                "error" => header.error = string(value, "error")?.into(),
+                "event" => header.event = string(value, "event")?.into(),
                 "ok" => header.ok = boolean(value, "ok")?,
                 "isBinary" => header.is_binary = boolean(value, "isBinary")?.unwrap_or(false),
                 _ => {}
@@ -211,6 +221,7 @@ fn encode_parts(
 /// The one-pass decoder of ordinary headers. `None` means "not ordinary": the caller falls
 /// back to the tree decoder, which also produces the exact error.
 mod fast {
+    use super::Text;
     use super::{FrameType, Header};
 
     struct Cursor<'a>(&'a [u8]);
@@ -289,10 +300,10 @@ mod fast {
         })
     }
 
-    fn text(value: Scalar<'_>) -> Option<String> {
+    fn text(value: Scalar<'_>, make: &impl Fn(&str) -> Text) -> Option<Text> {
         match value {
-            Scalar::Str(s) => Some(s.to_owned()),
-            Scalar::Nil => Some(String::new()),
+            Scalar::Str(s) => Some(make(s)),
+            Scalar::Nil => Some(Text::default()),
             _ => None,
         }
     }
@@ -305,7 +316,7 @@ mod fast {
         }
     }
 
-    pub(super) fn decode(bytes: &[u8]) -> Option<Header> {
+    pub(super) fn decode(bytes: &[u8], make: impl Fn(&str) -> Text) -> Option<Header> {
         let mut c = Cursor(bytes);
         let marker = c.byte()?;
         let len = match marker {
@@ -335,11 +346,11 @@ mod fast {
                         _ => return None,
                     }
                 }
-                "method" => header.method = text(value)?,
-                "pcId" => header.pc_id = text(value)?,
-                "dcLabel" => header.dc_label = text(value)?,
-                "error" => header.error = text(value)?,
-                "event" => header.event = text(value)?,
+                "method" => header.method = text(value, &make)?,
+                "pcId" => header.pc_id = text(value, &make)?,
+                "dcLabel" => header.dc_label = text(value, &make)?,
+                "error" => header.error = text(value, &make)?,
+                "event" => header.event = text(value, &make)?,
                 "ok" => header.ok = flag(value)?,
                 "isBinary" => header.is_binary = flag(value)?.unwrap_or(false),
                 _ => {}
@@ -408,7 +419,7 @@ mod tests {
         header.encode(&mut bytes);
         assert_eq!(Header::decode(&bytes).unwrap(), header);
         // what the sidecar writes takes the one-pass path
-        assert_eq!(fast::decode(&bytes), Some(header));
+        assert_eq!(fast::decode(&bytes, |s| Text::from(s)), Some(header));
     }
 
     #[test]

@@ -28,7 +28,7 @@ impl Session {
             FrameType::Event => {
                 let raw = (self.raw_events && is_sidecar_event(&frame.header.event))
                     .then(|| frame.clone());
-                let pc_id = &frame.header.pc_id;
+                let pc_id = frame.header.pc_id.as_str();
                 // Only pc.* state events read it: no look-up for the dc.message path.
                 let namesake_closed = !frame.header.event.starts_with("dc.")
                     && self
@@ -68,7 +68,7 @@ impl Session {
             let error = if frame.header.error.is_empty() {
                 "request failed".to_owned()
             } else {
-                frame.header.error.clone()
+                frame.header.error.to_string()
             };
             self.out
                 .log(format!("request error id={id} method={method} err={error}"));

@@ -96,9 +96,9 @@ impl Sidecar {
             assert_ne!(h.id, 0, "request id 0 is never used");
             let sent = Sent {
                 id: h.id,
-                method: h.method,
-                pc_id: h.pc_id,
-                dc_label: h.dc_label,
+                method: h.method.to_string(),
+                pc_id: h.pc_id.to_string(),
+                dc_label: h.dc_label.to_string(),
                 is_binary: h.is_binary,
                 payload: frame.payload,
             };
@@ -130,7 +130,7 @@ impl Sidecar {
         let header = Header {
             kind: FrameType::Response,
             id: request.id,
-            method: request.method.clone(),
+            method: request.method.as_str().into(),
             ok: Some(true),
             ..Header::default()
         };
@@ -142,7 +142,7 @@ impl Sidecar {
         let header = Header {
             kind: FrameType::Response,
             id: request.id,
-            method: request.method.clone(),
+            method: request.method.as_str().into(),
             ok: Some(false),
             error: error.into(),
             ..Header::default()
