@@ -119,6 +119,9 @@ describe('garbage collection', () => {
       const N = 100
       const ipc = new PionIpc()
       await ipc.start()
+      // the first channel of this process: slot 0, what ToUint32 makes of NaN and others
+      const live = new RTCPeerConnection({ _ipc: ipc }).createDataChannel('live')
+      const liveSlot = live[NATIVE].slot
       const slotsOf = async () => {
         const pc = new RTCPeerConnection({ _ipc: ipc })
         const channels = Array.from({ length: N }, (_, i) => pc.createDataChannel('c' + i))
@@ -141,12 +144,17 @@ describe('garbage collection', () => {
       } catch (err) {
         sendError = String(err)
       }
-      await ipc.stop()
-      return {
+      // not slot numbers, even where ToUint32 would make them 0 (the live channel's slot)
+      const notSlots = [NaN, -1, 0.5, '0', undefined, null, 2 ** 32].map((n) => hot.readyState(n))
+      const result = {
         first,
         second,
         unknown: { bufferedAmount: hot.bufferedAmount(unknown), readyState: hot.readyState(unknown), sendError },
+        live: { slot: liveSlot, state: hot.readyState(live[NATIVE].slot) },
+        notSlots,
       }
+      await ipc.stop()
+      return result
     `, 60000, ['--expose-gc'])
     assert.deepEqual(result.first.states, ['connecting'])
     assert.equal(result.first.closed, true)
@@ -156,6 +164,8 @@ describe('garbage collection', () => {
     assert.deepEqual(result.unknown.bufferedAmount, 0)
     assert.deepEqual(result.unknown.readyState, 3, "an unknown slot reads as 'closed'")
     assert.match(result.unknown.sendError, /^Error: .*unknown channel slot/)
+    assert.deepEqual(result.live, { slot: 0, state: 0 }, "the live channel's slot reads its state ('connecting')")
+    assert.deepEqual(result.notSlots, [3, 3, 3, 3, 3, 3, 3], 'what is not a slot number reads as closed')
   })
 })
 

@@ -115,15 +115,20 @@ unsafe fn args<const N: usize>(
         ptr::null_mut(),
         ptr::null_mut(),
     );
-    let mut n = 0u32;
-    let named =
-        argc >= 1 && sys::napi_get_value_uint32(env, argv[0], &mut n) == sys::Status::napi_ok;
+    // Exactly a slot number: NaN, fractions and negatives name no slot (ToUint32 would make
+    // them one).
+    let mut n = f64::NAN;
+    let named = argc >= 1
+        && sys::napi_get_value_double(env, argv[0], &mut n) == sys::Status::napi_ok
+        && n >= 0.0
+        && n <= f64::from(u32::MAX)
+        && n.fract() == 0.0;
     if argc < N {
         let mut undefined = ptr::null_mut();
         sys::napi_get_undefined(env, &mut undefined);
         argv[argc..].fill(undefined);
     }
-    (argv, if named { slot(n) } else { None })
+    (argv, if named { slot(n as u32) } else { None })
 }
 
 unsafe fn undefined(env: sys::napi_env) -> sys::napi_value {
