@@ -8,7 +8,7 @@
 //! of this thread, and the callback does nothing else.
 
 use super::driver::{Driver, SessionCell};
-use crate::core::{ChannelId, ReadyState};
+use crate::core::{Channel, ChannelId, ReadyState};
 use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
@@ -137,16 +137,26 @@ unsafe fn undefined(env: sys::napi_env) -> sys::napi_value {
     value
 }
 
+/// What `read` gives for the channel the first argument names, `gone` when there is none
+/// (or its state is gone).
+unsafe fn read_channel<T>(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+    gone: T,
+    read: impl FnOnce(&Channel) -> T,
+) -> T {
+    let (_, slot) = args::<1>(env, info);
+    let Some(slot) = slot else { return gone };
+    let session = slot.session.borrow();
+    session.channel(slot.id).map_or(gone, read)
+}
+
 /// `bufferedAmount(slot)`: the channel's `bufferedAmount` (0 once its state is gone).
 unsafe extern "C" fn buffered_amount(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
-    let (_, slot) = args::<1>(env, info);
-    let amount = slot.map_or(0, |s| {
-        let session = s.session.borrow();
-        session.channel(s.id).map_or(0, |c| c.buffered_amount())
-    });
+    let amount = read_channel(env, info, 0, Channel::buffered_amount);
     let mut value = ptr::null_mut();
     sys::napi_create_double(env, amount as f64, &mut value);
     value
@@ -158,14 +168,7 @@ unsafe extern "C" fn ready_state(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
-    let (_, slot) = args::<1>(env, info);
-    let state = slot.map_or(ReadyState::Closed, |s| {
-        let session = s.session.borrow();
-        session
-            .channel(s.id)
-            .map_or(ReadyState::Closed, |c| c.ready_state())
-    });
-    let index = match state {
+    let index = match read_channel(env, info, ReadyState::Closed, Channel::ready_state) {
         ReadyState::Connecting => 0,
         ReadyState::Open => 1,
         ReadyState::Closing => 2,
