@@ -91,8 +91,9 @@ function sharedView(value) {
 
 binding.init(dispatch, (handle) => new RTCDataChannel(INTERNAL, new binding.NativeDataChannel(handle)), message, realLibuv, sharedView)
 
-// The two calls made per message, as plain functions of the channel's slot number (a
-// method of the native class costs several times its work in unwrapping `this`).
+// The calls made per message (send, bufferedAmount, readyState), as plain functions of the
+// channel's slot number: a method of the native class costs several times its work in
+// unwrapping `this`.
 const hot = binding.hotCalls()
 const READY_STATES = ['connecting', 'open', 'closing', 'closed']
 
