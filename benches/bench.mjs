@@ -601,7 +601,10 @@ console.log(`checks: (a) ${verAll('msgs_1k')}, (b) ${verAll('msgs_16b')}, (c) ${
 const sum = (k, f) => results.rounds.reduce((acc, r) => acc + (r[k]?.[f] ?? 0), 0)
 console.log(
   `'bufferedamountlow' waits that timed out (${FALLBACK_MS} ms each): ` +
-    ['msgs_1k', 'msgs_16b', 'msgs_64k'].map((k) => `${k} ${sum(k, 'low_fallbacks')}/${sum(k, 'low_events') + sum(k, 'low_fallbacks')}`).join(', '),
+    ['msgs_1k', 'msgs_16b', 'msgs_64k'].map((k) => `${k} ${sum(k, 'low_fallbacks')}/${sum(k, 'low_events') + sum(k, 'low_fallbacks')}`).join(', ') +
+    (results.rounds.some((r) => r.ceiling)
+      ? `; the ceiling's: ${['msgs_1k', 'msgs_16b', 'msgs_64k'].map((k) => `${k} ${sum('ceiling', `${k}_fallbacks`)}`).join(', ')}`
+      : ''),
 )
 results.cpu_us_per_msg = {
   msgs_1k: medianOf(series((r) => r.msgs_1k?.cpu_us_per_msg)),

@@ -70,6 +70,8 @@ struct Results {
     mb_per_s_64k: f64,
     echo_p50_us: f64,
     echo_p99_us: f64,
+    /// Waits for `bufferedamountlow` that ran into the fallback, per phase (a), (b), (c).
+    fallbacks: [u64; 3],
 }
 
 impl Results {
@@ -82,6 +84,9 @@ impl Results {
             ("echo_p99_us", self.echo_p99_us),
             ("start_ms", self.start_ms),
             ("connect_ms", self.connect_ms),
+            ("msgs_1k_fallbacks", self.fallbacks[0] as f64),
+            ("msgs_16b_fallbacks", self.fallbacks[1] as f64),
+            ("msgs_64k_fallbacks", self.fallbacks[2] as f64),
         ];
         let body: Vec<String> = fields
             .iter()
@@ -144,6 +149,7 @@ async fn run(d: &mut Driver, results: &mut Results) -> Result<(), String> {
         .await
         .map_err(|e| format!("(a) 1 KiB: {e}"))?;
     results.msgs_1k_per_s = f64::from(n_1k) / r.elapsed.as_secs_f64();
+    results.fallbacks[0] = r.fallbacks;
     println!(
         "(a) 1 KiB binary           {:>12.0} msg/s  ({n_1k} in {:.3} s, {:.1} MB/s; {} low events, {} fallbacks, idle {:.3} s; {})",
         results.msgs_1k_per_s,
@@ -160,6 +166,7 @@ async fn run(d: &mut Driver, results: &mut Results) -> Result<(), String> {
         .await
         .map_err(|e| format!("(b) 16 B text: {e}"))?;
     results.msgs_16b_per_s = f64::from(N_16) / r.elapsed.as_secs_f64();
+    results.fallbacks[1] = r.fallbacks;
     println!(
         "(b) 16 B text              {:>12.0} msg/s  ({N_16} in {:.3} s; {} low events, {} fallbacks, idle {:.3} s; {})",
         results.msgs_16b_per_s,
@@ -177,6 +184,7 @@ async fn run(d: &mut Driver, results: &mut Results) -> Result<(), String> {
         .map_err(|e| format!("(c) 65535 B: {e}"))?;
     let bytes = f64::from(N_64K) * SIZE_64K as f64;
     results.mb_per_s_64k = bytes / r.elapsed.as_secs_f64() / 1e6;
+    results.fallbacks[2] = r.fallbacks;
     println!(
         "(c) 65535 B binary         {:>12.1} MB/s   ({N_64K} in {:.3} s, {:.0} msg/s; {} low events, {} fallbacks, idle {:.3} s; {})",
         results.mb_per_s_64k,
