@@ -35,7 +35,7 @@ impl ObjectFinalize for NativeDataChannel {
 
 impl NativeDataChannel {
     pub(super) fn new(driver: Rc<Driver>, session: Rc<SessionCell>, id: ChannelId) -> Self {
-        let slot = hot::register(hot::Slot {
+        let slot = hot::register(ChannelHandle {
             driver: driver.clone(),
             session: session.clone(),
             id,
@@ -69,7 +69,7 @@ fn message_bytes<'a>(env: &Env, data: &'a Unknown) -> Result<(Cow<'a, [u8]>, boo
 }
 
 /// `send()`: queues the message or throws.
-pub(super) fn send(env: &Env, channel: &hot::Slot, data: Unknown) -> Result<()> {
+pub(super) fn send(env: &Env, channel: &ChannelHandle, data: Unknown) -> Result<()> {
     let (bytes, binary) = message_bytes(env, &data)?;
     let sent = channel
         .session

@@ -7,26 +7,18 @@
 //! `readyState` first). Here the argument is a number, the index of the channel in a slab
 //! of this thread, and the callback does nothing else.
 
-use super::driver::{Driver, SessionCell};
-use crate::core::{Channel, ChannelId, ReadyState};
+use super::driver::ChannelHandle;
+use super::values;
+use crate::core::{Channel, ReadyState};
 use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
 use std::cell::RefCell;
 use std::ptr;
-use std::rc::Rc;
-
-/// What a slot names: the channel and the session and driver that hold it.
-#[derive(Clone)]
-pub(super) struct Slot {
-    pub(super) driver: Rc<Driver>,
-    pub(super) session: Rc<SessionCell>,
-    pub(super) id: ChannelId,
-}
 
 #[derive(Default)]
 struct Slab {
-    entries: Vec<Option<Slot>>,
+    entries: Vec<Option<ChannelHandle>>,
     free: Vec<u32>,
 }
 
@@ -36,7 +28,7 @@ thread_local! {
 }
 
 /// Gives the channel a slot; it is the native object's until [`release`].
-pub(super) fn register(slot: Slot) -> u32 {
+pub(super) fn register(slot: ChannelHandle) -> u32 {
     SLOTS.with(|slots| {
         let mut slab = slots.borrow_mut();
         match slab.free.pop() {
@@ -65,7 +57,7 @@ pub(super) fn release(n: u32) {
 }
 
 /// The slot `n` names (cloned: nothing stays borrowed while the call runs).
-fn slot(n: u32) -> Option<Slot> {
+fn slot(n: u32) -> Option<ChannelHandle> {
     SLOTS.with(|slots| slots.borrow().entries.get(n as usize).cloned().flatten())
 }
 
@@ -77,7 +69,7 @@ pub fn hot_calls(env: &Env) -> Result<Unknown<'_>> {
     let raw = env.raw();
     // SAFETY: JavaScript thread.
     unsafe {
-        let object = super::values::object(raw)?;
+        let object = values::object(raw)?;
         let calls: [(&str, sys::napi_callback); 3] = [
             ("bufferedAmount", Some(buffered_amount)),
             ("readyState", Some(ready_state)),
@@ -93,7 +85,7 @@ pub fn hot_calls(env: &Env) -> Result<Unknown<'_>> {
                 ptr::null_mut(),
                 &mut function,
             ))?;
-            super::values::set(raw, object, name, function)?;
+            values::set(raw, object, name, function)?;
         }
         Ok(Unknown::from_raw_unchecked(raw, object))
     }
@@ -104,7 +96,7 @@ pub fn hot_calls(env: &Env) -> Result<Unknown<'_>> {
 unsafe fn args<const N: usize>(
     env: sys::napi_env,
     info: sys::napi_callback_info,
-) -> ([sys::napi_value; N], Option<Slot>) {
+) -> ([sys::napi_value; N], Option<ChannelHandle>) {
     let mut argc = N;
     let mut argv = [ptr::null_mut(); N];
     sys::napi_get_cb_info(
@@ -124,17 +116,13 @@ unsafe fn args<const N: usize>(
         && n <= f64::from(u32::MAX)
         && n.fract() == 0.0;
     if argc < N {
-        let mut undefined = ptr::null_mut();
-        sys::napi_get_undefined(env, &mut undefined);
-        argv[argc..].fill(undefined);
+        argv[argc..].fill(undefined(env));
     }
     (argv, if named { slot(n as u32) } else { None })
 }
 
 unsafe fn undefined(env: sys::napi_env) -> sys::napi_value {
-    let mut value = ptr::null_mut();
-    sys::napi_get_undefined(env, &mut value);
-    value
+    values::undefined(env).unwrap_or(ptr::null_mut())
 }
 
 /// What `read` gives for the channel the first argument names, `gone` when there is none

@@ -127,8 +127,10 @@ unsafe fn run_tick(env: sys::napi_env, id: u64) {
     }
 }
 
-/// What the native side hands to JavaScript for a channel the remote opened; JavaScript
-/// passes it back to the NativeDataChannel constructor (`channel.rs`).
+/// A channel and the session and driver that hold it: what the native side hands to
+/// JavaScript for a channel the remote opened (JavaScript passes it back to the
+/// NativeDataChannel constructor, `channel.rs`), and what a hot-call slot names (`hot.rs`).
+#[derive(Clone)]
 pub struct ChannelHandle {
     pub(super) driver: Rc<Driver>,
     pub(super) session: Rc<SessionCell>,
