@@ -140,7 +140,7 @@ impl Driver {
             match action {
                 Action::Spawn(life) => self.spawn(life),
                 Action::Kill(life) => {
-                    self.session_of(life, |s, now| s.sidecar_stopped(now));
+                    self.session_of(life, Instant::now(), |s, now| s.sidecar_stopped(now));
                     self.end_on_task(life, |sidecar| {
                         sidecar.mark_stopping();
                         sidecar.kill(Kill::Now);
@@ -150,7 +150,7 @@ impl Driver {
                     });
                 }
                 Action::Stop(life) => {
-                    self.session_of(life, |s, now| s.sidecar_stopped(now));
+                    self.session_of(life, Instant::now(), |s, now| s.sidecar_stopped(now));
                     let timeout = self.state.borrow().stop_timeout;
                     self.end_on_task(life, move |sidecar| async move {
                         sidecar.stop(timeout).await;
@@ -162,11 +162,16 @@ impl Driver {
         }
     }
 
-    /// Runs `f` on the session of `life`, if it is the current one.
-    pub(super) fn session_of(&self, life: Life, f: impl FnOnce(&mut Session, Instant)) {
+    /// Runs `f` on the session of `life` as of `now`, if it is the current one.
+    pub(super) fn session_of(
+        &self,
+        life: Life,
+        now: Instant,
+        f: impl FnOnce(&mut Session, Instant),
+    ) {
         let state = self.state.borrow();
         if state.session_life == Some(life) {
-            f(&mut state.session.borrow_mut(), Instant::now());
+            f(&mut state.session.borrow_mut(), now);
         }
     }
 
@@ -276,7 +281,7 @@ impl Driver {
     pub(super) fn apply(&self, fact: Fact) {
         match fact {
             Fact::Sidecar(life, Notice::Frame(frame), ticket) => {
-                self.session_of(life, |s, now| s.handle_frame(frame, now));
+                self.session_of(life, Instant::now(), |s, now| s.handle_frame(frame, now));
                 drop(ticket);
             }
             Fact::Sidecar(_, Notice::Log(line), _) => self.log_later(line),
@@ -300,7 +305,9 @@ impl Driver {
                     .is_some_and(|r| r.life == life);
                 if current && !intentional {
                     let running = self.is_started();
-                    self.session_of(life, |s, now| s.sidecar_exited(code, signal.clone(), now));
+                    self.session_of(life, Instant::now(), |s, now| {
+                        s.sidecar_exited(code, signal.clone(), now)
+                    });
                     let mut state = self.state.borrow_mut();
                     state.run = None;
                     if running {

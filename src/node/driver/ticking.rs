@@ -85,21 +85,19 @@ impl Driver {
     /// delivered before the next; forgets the readers that are done.
     #[cfg(unix_io)]
     fn handle_loop_frames(self: &Rc<Self>, mut js: Option<&mut Js>) {
-        let readers = self.state.borrow().loop_readers.clone();
         let mut frames = Vec::new();
-        for (life, reader) in readers {
+        // By index: listeners run in between, and nothing is copied per tick.
+        for next in 0.. {
+            // A statement of its own: the borrow ends here, before the listeners run.
+            let entry = self.state.borrow().loop_readers.get(next).cloned();
+            let Some((life, reader)) = entry else { break };
             reader.take_frames(&mut frames);
             if frames.is_empty() {
                 continue;
             }
             let now = Instant::now();
             for frame in frames.drain(..) {
-                {
-                    let state = self.state.borrow();
-                    if state.session_life == Some(life) {
-                        state.session.borrow_mut().handle_frame(frame, now);
-                    }
-                }
+                self.session_of(life, now, |s, now| s.handle_frame(frame, now));
                 self.deliver(js.as_deref_mut());
             }
         }
