@@ -91,15 +91,12 @@ impl Header {
     /// through [`Header::decode_tree`], so both give the same answer for any input (checked
     /// by property tests and the `header` fuzz target).
     pub fn decode(bytes: &[u8]) -> Result<Self, HeaderError> {
-        match fast::decode(bytes, |s| Text::from(s)) {
-            Some(header) => Ok(header),
-            None => Self::decode_tree(bytes),
-        }
+        Self::decode_shared(&Bytes::copy_from_slice(bytes))
     }
 
     /// As [`decode`](Self::decode), with the strings slices of `bytes` (no copies).
     pub fn decode_shared(bytes: &Bytes) -> Result<Self, HeaderError> {
-        match fast::decode(bytes, |s| Text::shared(bytes, s)) {
+        match fast::decode(bytes) {
             Some(header) => Ok(header),
             None => Self::decode_tree(bytes),
         }
@@ -223,6 +220,7 @@ fn encode_parts(
 mod fast {
     use super::Text;
     use super::{FrameType, Header};
+    use bytes::Bytes;
 
     struct Cursor<'a>(&'a [u8]);
 
@@ -300,9 +298,9 @@ mod fast {
         })
     }
 
-    fn text(value: Scalar<'_>, make: &impl Fn(&str) -> Text) -> Option<Text> {
+    fn text(value: Scalar<'_>, whole: &Bytes) -> Option<Text> {
         match value {
-            Scalar::Str(s) => Some(make(s)),
+            Scalar::Str(s) => Some(Text::shared(whole, s)),
             Scalar::Nil => Some(Text::default()),
             _ => None,
         }
@@ -316,7 +314,8 @@ mod fast {
         }
     }
 
-    pub(super) fn decode(bytes: &[u8], make: impl Fn(&str) -> Text) -> Option<Header> {
+    /// The strings of the header are slices of `bytes`.
+    pub(super) fn decode(bytes: &Bytes) -> Option<Header> {
         let mut c = Cursor(bytes);
         let marker = c.byte()?;
         let len = match marker {
@@ -346,11 +345,11 @@ mod fast {
                         _ => return None,
                     }
                 }
-                "method" => header.method = text(value, &make)?,
-                "pcId" => header.pc_id = text(value, &make)?,
-                "dcLabel" => header.dc_label = text(value, &make)?,
-                "error" => header.error = text(value, &make)?,
-                "event" => header.event = text(value, &make)?,
+                "method" => header.method = text(value, bytes)?,
+                "pcId" => header.pc_id = text(value, bytes)?,
+                "dcLabel" => header.dc_label = text(value, bytes)?,
+                "error" => header.error = text(value, bytes)?,
+                "event" => header.event = text(value, bytes)?,
                 "ok" => header.ok = flag(value)?,
                 "isBinary" => header.is_binary = flag(value)?.unwrap_or(false),
                 _ => {}
@@ -419,7 +418,7 @@ mod tests {
         header.encode(&mut bytes);
         assert_eq!(Header::decode(&bytes).unwrap(), header);
         // what the sidecar writes takes the one-pass path
-        assert_eq!(fast::decode(&bytes, |s| Text::from(s)), Some(header));
+        assert_eq!(fast::decode(&Bytes::from(bytes)), Some(header));
     }
 
     #[test]
