@@ -224,6 +224,9 @@ function binaryMsg(len) {
   }
 }
 
+/** (a)'s case: `n` 1 KiB binary messages paced within 64 KiB (also its warm-ups). */
+const bulk1k = (n, what) => ({ n, limit: 65536, low: LOW(65536, 1024), size: 1024, ...binaryMsg(1024), what })
+
 const textMsg = {
   make: (i) => String(i).padStart(16, '0'),
   check: (data, i) => {
@@ -494,7 +497,7 @@ if (nodeCases) {
   pair.sidecarPid = ipc.pid
   await phase('warm-up', async () => {
     await echo(pair, 200, 'warm-up echo')
-    await bulk(pair, { n: 2000, limit: 65536, low: LOW(65536, 1024), size: 1024, ...binaryMsg(1024), what: 'warm-up bulk' })
+    await bulk(pair, bulk1k(2000, 'warm-up bulk'))
   })
 }
 for (let r = 1; r <= ROUNDS && (nodeCases || want('ceiling')); r++) {
@@ -504,11 +507,11 @@ for (let r = 1; r <= ROUNDS && (nodeCases || want('ceiling')); r++) {
     // Not measured. The pair sat idle while the ceiling ran (its connections are new each
     // run): the first burst after that idle sometimes lost a packet and stalled 100-200 ms
     // on pion's retransmission timer, with one message received (seen only on this side).
-    await bulk(pair, { n: 500, limit: 65536, low: LOW(65536, 1024), size: 1024, ...binaryMsg(1024), what: 'round warm-up' })
+    await bulk(pair, bulk1k(500, 'round warm-up'))
   }
   if (want('a') || want('g')) {
     round.msgs_1k = await phase(`${tag}(a) 1 KiB x ${N_1K.toLocaleString('en')}`, () =>
-      bulk(pair, { n: N_1K, limit: 65536, low: LOW(65536, 1024), size: 1024, ...binaryMsg(1024), what: '1 KiB' }),
+      bulk(pair, bulk1k(N_1K, '1 KiB')),
     )
   }
   if (want('b') || want('g')) {
