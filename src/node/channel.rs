@@ -8,10 +8,7 @@ use super::hot;
 use crate::core::{ChannelId, Object, SettleToken};
 use crate::error::Error;
 use napi::bindgen_prelude::*;
-use napi::sys;
 use napi_derive::napi;
-use std::borrow::Cow;
-use std::ptr;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -51,32 +48,6 @@ impl NativeDataChannel {
     fn read<T>(&self, f: impl FnOnce(&crate::core::Channel) -> T, gone: T) -> T {
         self.session.borrow().channel(self.id).map_or(gone, f)
     }
-}
-
-/// The bytes of `data` and whether they are binary: Buffers, ArrayBuffers and every
-/// ArrayBuffer view are binary (exactly the view's bytes); anything else is `String(data)`.
-fn message_bytes<'a>(env: &Env, data: &'a Unknown) -> Result<(Cow<'a, [u8]>, bool)> {
-    if let Some(bytes) = convert::binary(data).map_err(|e| errors::throw(env, e))? {
-        return Ok((Cow::Borrowed(bytes), true));
-    }
-    let mut text = ptr::null_mut();
-    // SAFETY: JavaScript thread, live value; String() semantics.
-    check_status!(unsafe { sys::napi_coerce_to_string(env.raw(), data.raw(), &mut text) })?;
-    // SAFETY: a string value of this env.
-    let text = unsafe { Unknown::from_raw_unchecked(env.raw(), text) };
-    let text = convert::string("data", &text).map_err(|e| errors::throw(env, e))?;
-    Ok((Cow::Owned(text.into_bytes()), false))
-}
-
-/// `send()`: queues the message or throws.
-pub(super) fn send(env: &Env, channel: &ChannelHandle, data: Unknown) -> Result<()> {
-    let (bytes, binary) = message_bytes(env, &data)?;
-    let sent = channel
-        .session
-        .borrow_mut()
-        .send(channel.id, &bytes, binary, Instant::now());
-    sent.map_err(|e| errors::throw(env, e))?;
-    channel.driver.send_done(env)
 }
 
 /// Writes the stdin bytes of the `send()` calls made since the last call (index.js calls it

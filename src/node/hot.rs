@@ -8,13 +8,15 @@
 //! of this thread, and the callback does nothing else.
 
 use super::driver::ChannelHandle;
-use super::values;
+use super::{convert, errors, values};
 use crate::core::{Channel, ReadyState};
 use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::ptr;
+use std::time::Instant;
 
 #[derive(Default)]
 struct Slab {
@@ -178,7 +180,7 @@ unsafe extern "C" fn send(env: sys::napi_env, info: sys::napi_callback_info) -> 
     };
     let env_ref = Env::from_raw(env);
     let data = Unknown::from_raw_unchecked(env, data);
-    match super::channel::send(&env_ref, &slot, data) {
+    match send_message(&env_ref, &slot, data) {
         Ok(()) => undefined(env),
         Err(e) => {
             if e.status != Status::PendingException {
@@ -187,4 +189,30 @@ unsafe extern "C" fn send(env: sys::napi_env, info: sys::napi_callback_info) -> 
             ptr::null_mut()
         }
     }
+}
+
+/// The bytes of `data` and whether they are binary: Buffers, ArrayBuffers and every
+/// ArrayBuffer view are binary (exactly the view's bytes); anything else is `String(data)`.
+fn message_bytes<'a>(env: &Env, data: &'a Unknown) -> Result<(Cow<'a, [u8]>, bool)> {
+    if let Some(bytes) = convert::binary(data).map_err(|e| errors::throw(env, e))? {
+        return Ok((Cow::Borrowed(bytes), true));
+    }
+    let mut text = ptr::null_mut();
+    // SAFETY: JavaScript thread, live value; String() semantics.
+    check_status!(unsafe { sys::napi_coerce_to_string(env.raw(), data.raw(), &mut text) })?;
+    // SAFETY: a string value of this env.
+    let text = unsafe { Unknown::from_raw_unchecked(env.raw(), text) };
+    let text = convert::string("data", &text).map_err(|e| errors::throw(env, e))?;
+    Ok((Cow::Owned(text.into_bytes()), false))
+}
+
+/// `send()`: queues the message or throws.
+fn send_message(env: &Env, channel: &ChannelHandle, data: Unknown) -> Result<()> {
+    let (bytes, binary) = message_bytes(env, &data)?;
+    let sent = channel
+        .session
+        .borrow_mut()
+        .send(channel.id, &bytes, binary, Instant::now());
+    sent.map_err(|e| errors::throw(env, e))?;
+    channel.driver.send_done(env)
 }
