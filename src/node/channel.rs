@@ -2,21 +2,19 @@
 //! the core's (`core::Channel`), read and changed through the driver's session.
 
 use super::convert;
-use super::driver::{ChannelHandle, Driver, SessionCell};
+use super::driver::ChannelHandle;
 use super::errors;
 use super::hot;
-use crate::core::{ChannelId, Object, SettleToken};
+use crate::core::{Object, SettleToken};
 use crate::error::Error;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use std::rc::Rc;
 use std::time::Instant;
 
 #[napi(custom_finalize)]
 pub struct NativeDataChannel {
-    driver: Rc<Driver>,
-    session: Rc<SessionCell>,
-    id: ChannelId,
+    /// The channel, its session and driver (a clone of it is in its hot-call slot).
+    channel: ChannelHandle,
     /// Its number for the hot calls (`hot.rs`).
     slot: u32,
 }
@@ -25,28 +23,24 @@ impl ObjectFinalize for NativeDataChannel {
     /// Collected: its target entry and the core's state go at the driver's next chance.
     fn finalize(self, _env: Env) -> Result<()> {
         hot::release(self.slot);
-        self.driver.collected(Object::Channel(self.id));
+        let channel = &self.channel;
+        channel.driver.collected(Object::Channel(channel.id));
         Ok(())
     }
 }
 
 impl NativeDataChannel {
-    pub(super) fn new(driver: Rc<Driver>, session: Rc<SessionCell>, id: ChannelId) -> Self {
-        let slot = hot::register(ChannelHandle {
-            driver: driver.clone(),
-            session: session.clone(),
-            id,
-        });
-        NativeDataChannel {
-            driver,
-            session,
-            id,
-            slot,
-        }
+    pub(super) fn new(channel: ChannelHandle) -> Self {
+        let slot = hot::register(channel.clone());
+        NativeDataChannel { channel, slot }
     }
 
     fn read<T>(&self, f: impl FnOnce(&crate::core::Channel) -> T, gone: T) -> T {
-        self.session.borrow().channel(self.id).map_or(gone, f)
+        self.channel
+            .session
+            .borrow()
+            .channel(self.channel.id)
+            .map_or(gone, f)
     }
 }
 
@@ -63,13 +57,15 @@ impl NativeDataChannel {
     /// Only for handles made by the native side (channels the remote opened).
     #[napi(constructor)]
     pub fn from_handle(handle: &External<ChannelHandle>) -> Self {
-        NativeDataChannel::new(handle.driver.clone(), handle.session.clone(), handle.id)
+        NativeDataChannel::new(ChannelHandle::clone(handle))
     }
 
     /// Registers the JavaScript object the channel's events are emitted on.
     #[napi]
     pub fn attach(&self, env: Env, target: napi::bindgen_prelude::Object) -> Result<()> {
-        self.driver.set_target(&env, self.id.0, &target)
+        self.channel
+            .driver
+            .set_target(&env, self.channel.id.0, &target)
     }
 
     #[napi(getter)]
@@ -106,10 +102,11 @@ impl NativeDataChannel {
                 )),
             ));
         }
-        self.session
+        self.channel
+            .session
             .borrow_mut()
-            .set_threshold(self.id, n as u64, Instant::now());
-        self.driver.after_command(&env)
+            .set_threshold(self.channel.id, n as u64, Instant::now());
+        self.channel.driver.after_command(&env)
     }
 
     /// What the channel moved: `{ messagesSent, bytesSent, messagesReceived, bytesReceived }`.
@@ -137,29 +134,40 @@ impl NativeDataChannel {
     /// Duplex stream's backpressure, core `paused.rs`).
     #[napi]
     pub fn pause(&self) {
-        self.session.borrow_mut().pause_channel(self.id);
+        self.channel
+            .session
+            .borrow_mut()
+            .pause_channel(self.channel.id);
     }
 
     /// The held events are delivered next, in order.
     #[napi]
     pub fn resume(&self, env: Env) -> Result<()> {
-        self.session.borrow_mut().resume_channel(self.id);
-        self.driver.after_command(&env)
+        self.channel
+            .session
+            .borrow_mut()
+            .resume_channel(self.channel.id);
+        self.channel.driver.after_command(&env)
     }
 
     #[napi(getter)]
     pub fn paused(&self) -> bool {
-        self.session.borrow().is_channel_paused(self.id)
+        self.channel
+            .session
+            .borrow()
+            .is_channel_paused(self.channel.id)
     }
 
     /// readyState is 'closing' as soon as this returns; the promise settles once closed.
     #[napi]
     pub fn close<'env>(&self, env: &'env Env) -> Result<Unknown<'env>> {
-        let (token, promise) = self.driver.promise(env)?;
-        self.session
-            .borrow_mut()
-            .close_channel(self.id, SettleToken(token), Instant::now());
-        self.driver.after_command(env)?;
+        let (token, promise) = self.channel.driver.promise(env)?;
+        self.channel.session.borrow_mut().close_channel(
+            self.channel.id,
+            SettleToken(token),
+            Instant::now(),
+        );
+        self.channel.driver.after_command(env)?;
         Ok(promise)
     }
 }

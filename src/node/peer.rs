@@ -4,7 +4,7 @@
 
 use super::channel::NativeDataChannel;
 use super::convert;
-use super::driver::{Driver, SessionCell};
+use super::driver::{ChannelHandle, Driver, SessionCell};
 use super::errors;
 use super::ipc::NativePionIpc;
 use super::peer_options::{self, candidate_hold, create_payload, max_buffered_amount, Parsed};
@@ -248,11 +248,11 @@ impl NativePeerConnection {
                 .create_channel(self.id, label, ordered, Instant::now());
         let channel = created.map_err(|e| errors::throw(&env, e))?;
         self.driver.after_command(&env)?;
-        Ok(NativeDataChannel::new(
-            self.driver.clone(),
-            self.session.clone(),
-            channel,
-        ))
+        Ok(NativeDataChannel::new(ChannelHandle {
+            driver: self.driver.clone(),
+            session: self.session.clone(),
+            id: channel,
+        }))
     }
 
     /// A promise method: `call` goes to the core, or the parse error rejects.

@@ -129,7 +129,8 @@ unsafe fn run_tick(env: sys::napi_env, id: u64) {
 
 /// A channel and the session and driver that hold it: what the native side hands to
 /// JavaScript for a channel the remote opened (JavaScript passes it back to the
-/// NativeDataChannel constructor, `channel.rs`), and what a hot-call slot names (`hot.rs`).
+/// NativeDataChannel constructor, `channel.rs`), what a NativeDataChannel holds, and what
+/// its hot-call slot names (`hot.rs`).
 #[derive(Clone)]
 pub struct ChannelHandle {
     pub(super) driver: Rc<Driver>,
