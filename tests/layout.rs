@@ -90,9 +90,9 @@ fn code_only(source: &str) -> String {
 }
 
 /// Module paths, `a::b`, as their segments.
-type Path_ = Vec<String>;
+type ModPath = Vec<String>;
 
-fn segments(path: &str) -> Path_ {
+fn segments(path: &str) -> ModPath {
     path.split("::")
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
@@ -100,7 +100,7 @@ fn segments(path: &str) -> Path_ {
 }
 
 /// The leaves of the use tree `tree` (`a::{b, c::{D, E as F}, self}`) below `prefix`.
-fn expand(prefix: &[String], tree: &str, into: &mut Vec<Path_>) {
+fn expand(prefix: &[String], tree: &str, into: &mut Vec<ModPath>) {
     for item in split_top_level(tree) {
         if item.is_empty() {
             continue;
@@ -123,8 +123,8 @@ fn expand(prefix: &[String], tree: &str, into: &mut Vec<Path_>) {
 
 /// `leaf` (as written in module `here`) as a path from the crate root; `None` for another
 /// crate's.
-fn absolute(modules: &BTreeMap<String, PathBuf>, here: &str, leaf: &[String]) -> Option<Path_> {
-    let mut path: Path_ = segments(here);
+fn absolute(modules: &BTreeMap<String, PathBuf>, here: &str, leaf: &[String]) -> Option<ModPath> {
+    let mut path: ModPath = segments(here);
     let (first, rest) = leaf.split_first()?;
     match first.as_str() {
         "crate" => path.clear(),
@@ -152,7 +152,7 @@ fn own_module(here: &str, name: &str) -> String {
 }
 
 /// Every `crate::`, `super::` and `self::` path in `code` (a use tree's every leaf).
-fn named_paths(code: &str) -> Vec<Path_> {
+fn named_paths(code: &str) -> Vec<ModPath> {
     let ident = |c: char| c.is_alphanumeric() || c == '_';
     let chars: Vec<char> = code.chars().collect();
     let mut found = Vec::new();
@@ -205,7 +205,7 @@ fn reexports(
     modules: &BTreeMap<String, PathBuf>,
     here: &str,
     code: &str,
-) -> BTreeMap<String, Path_> {
+) -> BTreeMap<String, ModPath> {
     let mut names = BTreeMap::new();
     let mut rest = code;
     while let Some(at) = rest.find("pub") {
@@ -237,7 +237,7 @@ struct Tree {
     modules: BTreeMap<String, PathBuf>,
     /// Each module's code, without comments and literals.
     code: BTreeMap<String, String>,
-    reexports: BTreeMap<String, BTreeMap<String, Path_>>,
+    reexports: BTreeMap<String, BTreeMap<String, ModPath>>,
 }
 
 impl Tree {
