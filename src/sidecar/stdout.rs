@@ -86,7 +86,7 @@ struct ReaderInner {
     file: std::fs::File,
     state: Mutex<ReadState>,
     started: std::time::Instant,
-    /// When the loop last called [`StdoutReader::read_ready`], in µs since `started`.
+    /// When the loop last called `LoopRead::read_ready`, in µs since `started`.
     loop_read_at: std::sync::atomic::AtomicU64,
 }
 
@@ -111,7 +111,7 @@ impl StdoutReader {
         self.inner.file.as_raw_fd()
     }
 
-    /// Makes reads return at once when the pipe is empty (for [`Self::read_ready`]), or
+    /// Makes reads return at once when the pipe is empty (for `LoopRead::read_ready`), or
     /// wait for data again.
     pub fn set_nonblocking(&self, nonblocking: bool) -> std::io::Result<()> {
         // SAFETY: fcntl(2) on the descriptor this reader owns.
@@ -142,15 +142,6 @@ impl StdoutReader {
                 inner.state.lock().unwrap().done = None;
             })?;
         Ok(())
-    }
-
-    /// For the event loop: reads what the (non-blocking) pipe holds, up to about `budget`
-    /// bytes, and queues every whole frame in it for [`LoopRead::take_frames`]. False once
-    /// stdout ended.
-    pub fn read_ready(&self, budget: usize) -> bool {
-        let elapsed = self.inner.started.elapsed().as_micros() as u64;
-        self.inner.loop_read_at.store(elapsed, Ordering::Relaxed);
-        self.read_some(budget).0
     }
 
     /// True once stdout ended.
@@ -208,19 +199,6 @@ impl StdoutReader {
             state.done = None;
         }
         (open, total)
-    }
-
-    /// Moves the queued frames into `into`; their bytes are given back to the backlog.
-    fn take_frames(&self, into: &mut Vec<Frame>) {
-        let mut state = self.inner.state.lock().unwrap();
-        into.append(&mut state.frames);
-        state.tickets.clear();
-    }
-
-    /// Stdout ended and every frame was taken.
-    fn finished(&self) -> bool {
-        let state = self.inner.state.lock().unwrap();
-        state.done.is_none() && state.frames.is_empty()
     }
 
     /// Reads in the loop's place whenever the loop has left the pipe alone for
@@ -293,16 +271,24 @@ impl super::sink::LoopRead for StdoutReader {
         StdoutReader::fd(self)
     }
 
+    /// For the event loop (the pipe is non-blocking); the watchdog reads in its place only
+    /// while this has not been called for [`LOOP_STALL`].
     fn read_ready(&self, budget: usize) -> bool {
-        StdoutReader::read_ready(self, budget)
+        let elapsed = self.inner.started.elapsed().as_micros() as u64;
+        self.inner.loop_read_at.store(elapsed, Ordering::Relaxed);
+        self.read_some(budget).0
     }
 
+    /// Their bytes are given back to the backlog.
     fn take_frames(&self, into: &mut Vec<Frame>) {
-        StdoutReader::take_frames(self, into)
+        let mut state = self.inner.state.lock().unwrap();
+        into.append(&mut state.frames);
+        state.tickets.clear();
     }
 
     fn finished(&self) -> bool {
-        StdoutReader::finished(self)
+        let state = self.inner.state.lock().unwrap();
+        state.done.is_none() && state.frames.is_empty()
     }
 
     fn backlogged(&self) -> bool {
