@@ -36,11 +36,8 @@ impl NativeDataChannel {
     }
 
     fn read<T>(&self, f: impl FnOnce(&crate::core::Channel) -> T, gone: T) -> T {
-        self.channel
-            .session
-            .borrow()
-            .channel(self.channel.id)
-            .map_or(gone, f)
+        let ChannelHandle { session, id, .. } = &self.channel;
+        session.borrow().channel(*id).map_or(gone, f)
     }
 }
 
@@ -63,9 +60,8 @@ impl NativeDataChannel {
     /// Registers the JavaScript object the channel's events are emitted on.
     #[napi]
     pub fn attach(&self, env: Env, target: napi::bindgen_prelude::Object) -> Result<()> {
-        self.channel
-            .driver
-            .set_target(&env, self.channel.id.0, &target)
+        let ChannelHandle { driver, id, .. } = &self.channel;
+        driver.set_target(&env, id.0, &target)
     }
 
     #[napi(getter)]
@@ -102,11 +98,15 @@ impl NativeDataChannel {
                 )),
             ));
         }
-        self.channel
-            .session
+        let ChannelHandle {
+            driver,
+            session,
+            id,
+        } = &self.channel;
+        session
             .borrow_mut()
-            .set_threshold(self.channel.id, n as u64, Instant::now());
-        self.channel.driver.after_command(&env)
+            .set_threshold(*id, n as u64, Instant::now());
+        driver.after_command(&env)
     }
 
     /// What the channel moved: `{ messagesSent, bytesSent, messagesReceived, bytesReceived }`.
@@ -134,40 +134,41 @@ impl NativeDataChannel {
     /// Duplex stream's backpressure, core `paused.rs`).
     #[napi]
     pub fn pause(&self) {
-        self.channel
-            .session
-            .borrow_mut()
-            .pause_channel(self.channel.id);
+        let ChannelHandle { session, id, .. } = &self.channel;
+        session.borrow_mut().pause_channel(*id);
     }
 
     /// The held events are delivered next, in order.
     #[napi]
     pub fn resume(&self, env: Env) -> Result<()> {
-        self.channel
-            .session
-            .borrow_mut()
-            .resume_channel(self.channel.id);
-        self.channel.driver.after_command(&env)
+        let ChannelHandle {
+            driver,
+            session,
+            id,
+        } = &self.channel;
+        session.borrow_mut().resume_channel(*id);
+        driver.after_command(&env)
     }
 
     #[napi(getter)]
     pub fn paused(&self) -> bool {
-        self.channel
-            .session
-            .borrow()
-            .is_channel_paused(self.channel.id)
+        let ChannelHandle { session, id, .. } = &self.channel;
+        session.borrow().is_channel_paused(*id)
     }
 
     /// readyState is 'closing' as soon as this returns; the promise settles once closed.
     #[napi]
     pub fn close<'env>(&self, env: &'env Env) -> Result<Unknown<'env>> {
-        let (token, promise) = self.channel.driver.promise(env)?;
-        self.channel.session.borrow_mut().close_channel(
-            self.channel.id,
-            SettleToken(token),
-            Instant::now(),
-        );
-        self.channel.driver.after_command(env)?;
+        let ChannelHandle {
+            driver,
+            session,
+            id,
+        } = &self.channel;
+        let (token, promise) = driver.promise(env)?;
+        session
+            .borrow_mut()
+            .close_channel(*id, SettleToken(token), Instant::now());
+        driver.after_command(env)?;
         Ok(promise)
     }
 }
