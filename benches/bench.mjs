@@ -12,7 +12,8 @@
 //  (d) 64-byte echo round trip (B echoes), 5,000 sequential, p50/p99
 //  (e) start() median of 10, connectPair median of 5
 //  (f) CONCURRENT_PAIRS pairs connected at once on a fresh PionIpc: time, Node RSS, sidecar RSS
-//  (g) Node CPU time (user+system) per message for (a) and (b)
+//  (g) Node CPU time (user+system) per message for (a) and (b), beside the ceiling process's own
+//      (the same core in Rust, no JavaScript: what the host costs per message without Node)
 //  (h) bounded memory: 1 GiB of 65535-byte messages from a sender in another process (its own
 //      sidecar, benches/slow-sender.mjs) to a receiver here whose message handler is slow
 //      (blocks BENCH_SLOW_US µs per message, default 4000 = at most ~16 MB/s, sleeping so the
@@ -620,6 +621,20 @@ results.cpu_us_per_msg = {
   msgs_16b: medianOf(series((r) => r.msgs_16b?.cpu_us_per_msg)),
 }
 console.log(`(g) Node CPU per message (median): 1 KiB ${fmt(results.cpu_us_per_msg.msgs_1k, 2)} µs, 16 B ${fmt(results.cpu_us_per_msg.msgs_16b, 2)} µs`)
+// The same figure for the ceiling's own process (Rust, the same core, no JavaScript): what
+// this host costs per message without Node, so that (g) can be read across hosts.
+results.ceiling_cpu_us_per_msg = {
+  msgs_1k: medianOf(series((r) => r.ceiling?.msgs_1k_cpu_us_per_msg)),
+  msgs_16b: medianOf(series((r) => r.ceiling?.msgs_16b_cpu_us_per_msg)),
+}
+if (results.ceiling_cpu_us_per_msg.msgs_1k != null) {
+  const c = results.ceiling_cpu_us_per_msg
+  const rel = (k) => fmt(ratio(results.cpu_us_per_msg[k], c[k]), 2)
+  console.log(
+    `    the ceiling's process per message (median): 1 KiB ${fmt(c.msgs_1k, 2)} µs, 16 B ${fmt(c.msgs_16b, 2)} µs ` +
+      `(node/ceiling ${rel('msgs_1k')}, ${rel('msgs_16b')})`,
+  )
+}
 results.cpu_pct_1k = {
   node: medianOf(series((r) => r.msgs_1k?.node_cpu_pct)),
   sidecar: medianOf(series((r) => r.msgs_1k?.sidecar_cpu_pct)),

@@ -72,6 +72,9 @@ struct Results {
     echo_p99_us: f64,
     /// Waits for `bufferedamountlow` that ran into the fallback, per phase (a), (b), (c).
     fallbacks: [u64; 3],
+    /// This process's CPU per message in (a) and (b), in µs: the bench's (g) for a client
+    /// with the same core and no JavaScript.
+    cpu_us_per_msg: [f64; 2],
 }
 
 impl Results {
@@ -87,6 +90,8 @@ impl Results {
             ("msgs_1k_fallbacks", self.fallbacks[0] as f64),
             ("msgs_16b_fallbacks", self.fallbacks[1] as f64),
             ("msgs_64k_fallbacks", self.fallbacks[2] as f64),
+            ("msgs_1k_cpu_us_per_msg", self.cpu_us_per_msg[0]),
+            ("msgs_16b_cpu_us_per_msg", self.cpu_us_per_msg[1]),
         ];
         let body: Vec<String> = fields
             .iter()
@@ -150,15 +155,16 @@ async fn run(d: &mut Driver, results: &mut Results) -> Result<(), String> {
         .map_err(|e| format!("(a) 1 KiB: {e}"))?;
     results.msgs_1k_per_s = f64::from(n_1k) / r.elapsed.as_secs_f64();
     results.fallbacks[0] = r.fallbacks;
+    let lap = cpu.lap();
+    results.cpu_us_per_msg[0] = lap.ours_per_msg_us(n_1k);
     println!(
-        "(a) 1 KiB binary           {:>12.0} msg/s  ({n_1k} in {:.3} s, {:.1} MB/s; {} low events, {} fallbacks, idle {:.3} s; {})",
+        "(a) 1 KiB binary           {:>12.0} msg/s  ({n_1k} in {:.3} s, {:.1} MB/s; {} low events, {} fallbacks, idle {:.3} s; {lap})",
         results.msgs_1k_per_s,
         r.elapsed.as_secs_f64(),
         results.msgs_1k_per_s * 1024.0 / 1e6,
         r.low_events,
         r.fallbacks,
         r.idle.as_secs_f64(),
-        cpu.lap()
     );
 
     const N_16: u32 = 100_000;
@@ -167,14 +173,15 @@ async fn run(d: &mut Driver, results: &mut Results) -> Result<(), String> {
         .map_err(|e| format!("(b) 16 B text: {e}"))?;
     results.msgs_16b_per_s = f64::from(N_16) / r.elapsed.as_secs_f64();
     results.fallbacks[1] = r.fallbacks;
+    let lap = cpu.lap();
+    results.cpu_us_per_msg[1] = lap.ours_per_msg_us(N_16);
     println!(
-        "(b) 16 B text              {:>12.0} msg/s  ({N_16} in {:.3} s; {} low events, {} fallbacks, idle {:.3} s; {})",
+        "(b) 16 B text              {:>12.0} msg/s  ({N_16} in {:.3} s; {} low events, {} fallbacks, idle {:.3} s; {lap})",
         results.msgs_16b_per_s,
         r.elapsed.as_secs_f64(),
         r.low_events,
         r.fallbacks,
         r.idle.as_secs_f64(),
-        cpu.lap()
     );
 
     const N_64K: u32 = 2_000;
@@ -286,16 +293,40 @@ impl CpuMeter {
         }
     }
 
-    fn lap(&mut self) -> String {
+    fn lap(&mut self) -> Lap {
         let next = CpuMeter::new(self.pid);
-        let wall = (next.at - self.at).as_secs_f64().max(1e-9);
-        let text = format!(
-            "cpu: client {:.0}%, sidecar {:.0}%",
-            (next.ours - self.ours) / wall * 100.0,
-            (next.theirs - self.theirs) / wall * 100.0
-        );
+        let lap = Lap {
+            wall: (next.at - self.at).as_secs_f64().max(1e-9),
+            ours: next.ours - self.ours,
+            theirs: next.theirs - self.theirs,
+        };
         *self = next;
-        text
+        lap
+    }
+}
+
+/// The CPU seconds of this process and of the sidecar in one phase.
+struct Lap {
+    wall: f64,
+    ours: f64,
+    theirs: f64,
+}
+
+impl Lap {
+    /// This process's CPU per message of a phase that moved `n`, in µs.
+    fn ours_per_msg_us(&self, n: u32) -> f64 {
+        self.ours / f64::from(n.max(1)) * 1e6
+    }
+}
+
+impl std::fmt::Display for Lap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cpu: client {:.0}%, sidecar {:.0}%",
+            self.ours / self.wall * 100.0,
+            self.theirs / self.wall * 100.0
+        )
     }
 }
 
