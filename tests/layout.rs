@@ -99,8 +99,9 @@ fn segments(path: &str) -> ModPath {
         .collect()
 }
 
-/// The leaves of the use tree `tree` (`a::{b, c::{D, E as F}, self}`) below `prefix`.
-fn expand(prefix: &[String], tree: &str, into: &mut Vec<ModPath>) {
+/// The leaves of the use tree `tree` (`a::{b, c::{D, E as F}, self}`) below `prefix`, each
+/// with the name it is visible as (`F` for `E as F`).
+fn expand(prefix: &[String], tree: &str, into: &mut Vec<(ModPath, String)>) {
     for item in split_top_level(tree) {
         if item.is_empty() {
             continue;
@@ -112,12 +113,16 @@ fn expand(prefix: &[String], tree: &str, into: &mut Vec<ModPath>) {
             expand(&path, &item[open + 1..close], into);
             continue;
         }
-        let item = item.split(" as ").next().unwrap_or_default();
+        let (item, alias) = match item.split_once(" as ") {
+            Some((item, alias)) => (item, Some(alias.trim().to_owned())),
+            None => (item.as_str(), None),
+        };
         let leaf = segments(item);
         if leaf != ["self"] {
             path.extend(leaf);
         }
-        into.push(path);
+        let name = alias.unwrap_or_else(|| path.last().cloned().unwrap_or_default());
+        into.push((path, name));
     }
 }
 
@@ -194,7 +199,9 @@ fn named_paths(code: &str) -> Vec<ModPath> {
             }
         }
         let text: String = chars[start..j].iter().collect();
-        expand(&[], &text, &mut found);
+        let mut leaves = Vec::new();
+        expand(&[], &text, &mut leaves);
+        found.extend(leaves.into_iter().map(|(path, _)| path));
         i = j;
     }
     found
@@ -221,10 +228,8 @@ fn reexports(
         let tree = tree.split(';').next().unwrap_or_default();
         let mut leaves = Vec::new();
         expand(&[], tree, &mut leaves);
-        let aliases = tree.matches(" as ").count();
-        for leaf in leaves {
-            let name = leaf.last().cloned().unwrap_or_default();
-            if let Some(path) = absolute(modules, here, &leaf).filter(|_| aliases == 0) {
+        for (leaf, name) in leaves {
+            if let Some(path) = absolute(modules, here, &leaf) {
                 names.insert(name, path);
             }
         }
@@ -419,10 +424,11 @@ fn the_checker_finds_a_circle_through_a_reexport_and_ignores_comments_and_string
         ),
         (
             "r",
-            "mod inner;\npub use inner::Deep;\nuse self::inner::Other;",
+            "mod inner;\npub use inner::{Deep, Deeper as Renamed};\nuse self::inner::Other;",
         ),
         ("r::inner", "pub struct Deep; fn h() { crate::c::g(\"\"); }"),
         ("x", "use crate::r::Deep;"),
+        ("y", "use crate::r::Renamed;"),
     ];
     let modules = sources
         .iter()
@@ -440,6 +446,11 @@ fn the_checker_finds_a_circle_through_a_reexport_and_ignores_comments_and_string
     assert_eq!(imports["r"], set(&[]), "its own file is left out");
     assert_eq!(imports["r::inner"], set(&["c"]));
     assert_eq!(imports["x"], set(&["r::inner"]), "through the re-export");
+    assert_eq!(
+        imports["y"],
+        set(&["r::inner"]),
+        "through the renaming re-export"
+    );
     assert_eq!(
         circles(&imports),
         vec![vec!["a".to_owned(), "b".to_owned()]]
