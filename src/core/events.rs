@@ -53,7 +53,7 @@ pub enum ChannelEvent {
 pub enum Outcome {
     Unit,
     /// The raw response of `ipc.request()`.
-    Frame(Frame),
+    Frame(Box<Frame>),
     /// createOffer, createAnswer, restartIce: `kind` is "offer" or "answer".
     Description {
         kind: &'static str,
@@ -77,7 +77,7 @@ pub enum Event {
     /// A line for the PionIpc's logger (without its `[pion-ipc] ` prefix).
     Log(String),
     /// A sidecar event to re-emit raw on the PionIpc (only while that is switched on).
-    SidecarEvent(Frame),
+    SidecarEvent(Box<Frame>),
 }
 
 /// An entry of the event queue: most are ready; a `bufferedamountlow` after an

@@ -2,9 +2,10 @@
 //! connections and channels as plain state machines, and one [`Supervisor`] decides when
 //! the sidecar is started again. Neither reads a clock or does I/O: time comes in as `now`,
 //! frames come in decoded and go out encoded, and everything JavaScript must see comes out
-//! of [`Session::poll_event`] in order. Nothing here is wired to the napi layer yet.
+//! of [`Session::poll_event`] in order. Nothing here knows of napi.
 //!
-//! A driver (the next slice) owns a session on the JavaScript thread and, after every input
+//! A driver (`node/driver/` in the addon, `tests/support/driver.rs` in the Rust tests) owns
+//! a session on one thread (the JavaScript thread, in the addon) and, after every input
 //! (a command, a decoded frame, a due timeout):
 //! - writes [`Session::poll_transmit`] to the sidecar's stdin, once per tick;
 //! - hands [`Session::poll_event`] to JavaScript until it returns `None` (a
@@ -19,14 +20,16 @@
 //!
 //! Layers, each using only those below it: `events` → `pending` → `outbox`,
 //! `connection_call`; `registry`; `output` → `channel` → `connection` → `session`;
-//! `paused` (the events held for paused channels) uses only `events`; `supervisor` stands
-//! alone. A module's files (`channel/`, `connection/`, `session/`) add methods to its one
-//! type and import nothing from each other but that type.
+//! `paused` (the events held for paused channels) uses only `events` and `id_map` (maps
+//! keyed by the core's own ids, below all of them); `supervisor` stands alone. A module's
+//! files (`channel/`, `connection/`, `session/`) add methods to its one type and import
+//! nothing from each other but that type.
 
 pub mod channel;
 pub mod connection;
 pub mod connection_call;
 pub mod events;
+pub mod id_map;
 pub mod outbox;
 pub mod output;
 pub mod paused;

@@ -11,12 +11,13 @@
 //! write).
 
 use super::events::{ChannelEvent, ChannelId, Event, Object};
-use std::collections::{HashMap, HashSet, VecDeque};
+use super::id_map::{IdMap, IdSet};
+use std::collections::VecDeque;
 
 #[derive(Debug, Default)]
 pub struct Paused {
-    paused: HashSet<ChannelId>,
-    held: HashMap<ChannelId, VecDeque<Event>>,
+    paused: IdSet<ChannelId>,
+    held: IdMap<ChannelId, VecDeque<Event>>,
     /// Events of resumed channels, handed out before the event queue's.
     released: VecDeque<Event>,
     /// Message bytes in `held` and `released`.

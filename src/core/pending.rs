@@ -3,12 +3,12 @@
 //! with; the session decides what it means.
 
 use super::events::{ChannelId, ConnectionId, Outcome, SettleToken};
+use super::id_map::IdMap;
 use crate::error::Error;
 use crate::protocol::messages::{self, SctpStats, Sdp};
 use crate::protocol::Frame;
 use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// How a settled call's response payload is read.
@@ -29,7 +29,7 @@ impl Answer {
         let malformed = |e| malformed(method, e);
         match self {
             Answer::Unit => Ok(Outcome::Unit),
-            Answer::Frame => Ok(Outcome::Frame(frame)),
+            Answer::Frame => Ok(Outcome::Frame(Box::new(frame))),
             Answer::Description(kind) => {
                 let Sdp { sdp } = messages::decode(&frame.payload).map_err(malformed)?;
                 Ok(Outcome::Description { kind, sdp })
@@ -105,28 +105,6 @@ pub enum Signal {
     RemoteCandidate,
 }
 
-/// Hashes request ids (handed out here, no untrusted input) with one multiplication
-/// instead of SipHash: the table is touched twice for every `dc.send`.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-
-    fn write_u32(&mut self, id: u32) {
-        // Fibonacci hashing: consecutive ids spread over the high bits hashbrown uses.
-        self.0 = u64::from(id).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
-
 #[derive(Debug)]
 struct Entry {
     method: Cow<'static, str>,
@@ -147,15 +125,9 @@ pub struct PendingRequests {
     timeout: Duration,
     next_id: u32,
     seq: u64,
-    entries: HashMap<u32, Entry, BuildHasherDefault<IdHasher>>,
+    entries: IdMap<u32, Entry>,
     /// (deadline, seq, id), in deadline order; the front is always a waiting request.
     deadlines: VecDeque<(Instant, u64, u32)>,
-}
-
-impl std::fmt::Debug for IdHasher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("IdHasher")
-    }
 }
 
 impl PendingRequests {
@@ -164,7 +136,7 @@ impl PendingRequests {
             timeout,
             next_id: 0,
             seq: 0,
-            entries: HashMap::default(),
+            entries: IdMap::default(),
             deadlines: VecDeque::new(),
         }
     }

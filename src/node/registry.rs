@@ -2,9 +2,9 @@
 //! emitted on (by object id; the PionIpc itself is [`IPC_TARGET`]) and the deferreds behind
 //! its pending promises (by settle token).
 
+use crate::core::id_map::{IdMap, IdSet};
 use napi::bindgen_prelude::*;
 use napi::sys;
-use std::collections::{HashMap, HashSet};
 use std::ptr;
 
 /// The id under which the PionIpc object itself is a target (object ids start at 1).
@@ -12,10 +12,10 @@ pub const IPC_TARGET: u64 = 0;
 
 #[derive(Default)]
 pub(super) struct Registry {
-    targets: HashMap<u64, sys::napi_ref>,
+    targets: IdMap<u64, sys::napi_ref>,
     /// Targets held weakly (see `core::Event::Weaken`).
-    weak: HashSet<u64>,
-    deferreds: HashMap<u64, sys::napi_deferred>,
+    weak: IdSet<u64>,
+    deferreds: IdMap<u64, sys::napi_deferred>,
     next_token: u64,
     /// Whether the PionIpc target is held strongly (while the driver is open).
     ipc_strong: bool,

@@ -246,14 +246,15 @@ mod fast {
             )
         }
 
-        /// A string after its marker; invalid UTF-8 is not ordinary.
-        fn str_body(&mut self, marker: u8) -> Option<&'a str> {
+        /// A string's bytes after its marker, not yet checked to be UTF-8: a key that is
+        /// one of the header's own is UTF-8, and so is a type that matches one.
+        fn str_body(&mut self, marker: u8) -> Option<&'a [u8]> {
             let len = match marker {
                 0xa0..=0xbf => usize::from(marker & 0x1f),
                 0xd9..=0xdb => self.be(1 << (marker - 0xd9))? as usize,
                 _ => return None,
             };
-            std::str::from_utf8(self.take(len)?).ok()
+            self.take(len)
         }
     }
 
@@ -261,7 +262,7 @@ mod fast {
         Nil,
         Bool(bool),
         Uint(u64),
-        Str(&'a str),
+        Str(&'a [u8]),
         /// Negative integers, floats, binaries: only ever skipped.
         Other,
     }
@@ -300,7 +301,8 @@ mod fast {
 
     fn text(value: Scalar<'_>, whole: &Bytes) -> Option<Text> {
         match value {
-            Scalar::Str(s) => Some(Text::shared(whole, s)),
+            // Invalid UTF-8 is not ordinary: the reference decoder says what is wrong.
+            Scalar::Str(s) => Some(Text::shared(whole, std::str::from_utf8(s).ok()?)),
             Scalar::Nil => Some(Text::default()),
             _ => None,
         }
@@ -330,29 +332,36 @@ mod fast {
             let key = c.str_body(key_marker)?;
             let value = scalar(&mut c)?;
             match key {
-                "type" => {
+                b"type" => {
                     kind = Some(match value {
-                        Scalar::Str("req") => FrameType::Request,
-                        Scalar::Str("res") => FrameType::Response,
-                        Scalar::Str("evt") => FrameType::Event,
+                        Scalar::Str(b"req") => FrameType::Request,
+                        Scalar::Str(b"res") => FrameType::Response,
+                        Scalar::Str(b"evt") => FrameType::Event,
                         _ => return None,
                     })
                 }
-                "id" => {
+                b"id" => {
                     header.id = match value {
                         Scalar::Uint(id) => u32::try_from(id).ok()?,
                         Scalar::Nil => 0,
                         _ => return None,
                     }
                 }
-                "method" => header.method = text(value, bytes)?,
-                "pcId" => header.pc_id = text(value, bytes)?,
-                "dcLabel" => header.dc_label = text(value, bytes)?,
-                "error" => header.error = text(value, bytes)?,
-                "event" => header.event = text(value, bytes)?,
-                "ok" => header.ok = flag(value)?,
-                "isBinary" => header.is_binary = flag(value)?.unwrap_or(false),
-                _ => {}
+                b"method" => header.method = text(value, bytes)?,
+                b"pcId" => header.pc_id = text(value, bytes)?,
+                b"dcLabel" => header.dc_label = text(value, bytes)?,
+                b"error" => header.error = text(value, bytes)?,
+                b"event" => header.event = text(value, bytes)?,
+                b"ok" => header.ok = flag(value)?,
+                b"isBinary" => header.is_binary = flag(value)?.unwrap_or(false),
+                // Never sent by the sidecar; invalid UTF-8 is the reference decoder's to
+                // report, wherever it is.
+                _ => {
+                    std::str::from_utf8(key).ok()?;
+                    if let Scalar::Str(s) = value {
+                        std::str::from_utf8(s).ok()?;
+                    }
+                }
             }
         }
         if !c.0.is_empty() {
@@ -460,5 +469,44 @@ mod tests {
         .unwrap();
         assert_eq!(Header::decode(&bytes), Err(HeaderError::WrongType("id")));
         assert_eq!(Header::decode(&[0x90]), Err(HeaderError::NotAMap));
+    }
+
+    /// The one-pass decoder compares the known keys as bytes and checks UTF-8 where it
+    /// reads a string; invalid UTF-8 anywhere else still makes it hand over to the tree
+    /// decoder, so both agree.
+    #[test]
+    fn invalid_utf8_anywhere_is_an_error_of_both_decoders() {
+        // {type: "evt", <a1 ff>: <a1 fe>, event: "dc.message"}
+        let mut skipped = vec![0x83, 0xa4];
+        skipped.extend_from_slice(b"type");
+        skipped.extend_from_slice(&[0xa3]);
+        skipped.extend_from_slice(b"evt");
+        skipped.extend_from_slice(&[0xa1, 0xff, 0xa1, 0xfe, 0xa5]);
+        skipped.extend_from_slice(b"event");
+        skipped.extend_from_slice(&[0xaa]);
+        skipped.extend_from_slice(b"dc.message");
+        assert!(fast::decode(&Bytes::from(skipped.clone())).is_none());
+        let invalid = Err(HeaderError::Msgpack(ValueError::InvalidUtf8));
+        assert_eq!(Header::decode(&skipped), invalid);
+        assert_eq!(Header::decode_tree(&skipped), invalid);
+        // The same with a valid unknown key and value: the fast path takes it.
+        let valid: Vec<u8> = skipped
+            .iter()
+            .map(|&b| if b >= 0xfe { b'x' } else { b })
+            .collect();
+        let decoded = fast::decode(&Bytes::from(valid.clone())).expect("the fast path");
+        assert_eq!(decoded.event.as_str(), "dc.message");
+        assert_eq!(Ok(decoded), Header::decode_tree(&valid));
+        // {type: "evt", pcId: <a1 ff>}
+        let mut read = vec![0x82, 0xa4];
+        read.extend_from_slice(b"type");
+        read.extend_from_slice(&[0xa3]);
+        read.extend_from_slice(b"evt");
+        read.extend_from_slice(&[0xa4]);
+        read.extend_from_slice(b"pcId");
+        read.extend_from_slice(&[0xa1, 0xff]);
+        assert!(fast::decode(&Bytes::from(read.clone())).is_none());
+        assert_eq!(Header::decode(&read), invalid);
+        assert_eq!(Header::decode_tree(&read), invalid);
     }
 }

@@ -518,7 +518,7 @@ impl Task {
                         self.on_ping(life, result);
                     } else if let Some(reply) = self.requests.remove(&token) {
                         let _ = reply.send(result.and_then(|outcome| match outcome {
-                            Outcome::Frame(frame) => Ok(frame),
+                            Outcome::Frame(frame) => Ok(*frame),
                             other => Err(Error::Protocol(format!("not a frame: {other:?}"))),
                         }));
                     } else {

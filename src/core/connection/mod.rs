@@ -16,6 +16,7 @@ mod signals;
 use crate::core::channel::{Channel, ChannelContext, ReadyState};
 use crate::core::connection_call::ConnectionCall;
 use crate::core::events::{ChannelId, ConnectionEvent, ConnectionId, Event, Object, SettleToken};
+use crate::core::id_map::IdMap;
 use crate::core::output::SessionOutput;
 use crate::core::registry::{ChannelRegistry, SendBudget};
 use crate::error::Error;
@@ -26,7 +27,7 @@ use crate::protocol::Frame;
 use descriptions::Descriptions;
 use hold::{CandidateGate, ConnectionOptions};
 use local_description::LocalDescription;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
 /// The longest data channel label, in UTF-8 bytes, that the remote side accepts: pion-ipc
@@ -34,7 +35,7 @@ use std::time::Instant;
 pub const MAX_LABEL_BYTES: usize = 8180;
 
 /// Every channel of a session, by id.
-pub type Channels = HashMap<ChannelId, Channel>;
+pub type Channels = IdMap<ChannelId, Channel>;
 
 /// Where close() is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

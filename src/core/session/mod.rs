@@ -46,7 +46,7 @@ impl Session {
     pub fn new(timeout: Duration) -> Self {
         Session {
             connections: BTreeMap::new(),
-            channels: HashMap::new(),
+            channels: Channels::default(),
             by_pc_id: HashMap::new(),
             draining: BTreeSet::new(),
             forgotten: BTreeSet::new(),

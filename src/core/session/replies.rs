@@ -27,7 +27,7 @@ impl Session {
             FrameType::Response => self.on_response(frame, now),
             FrameType::Event => {
                 let raw = (self.raw_events && is_sidecar_event(&frame.header.event))
-                    .then(|| frame.clone());
+                    .then(|| Box::new(frame.clone()));
                 let pc_id = frame.header.pc_id.as_str();
                 // Only pc.* state events read it: no look-up for the dc.message path.
                 let namesake_closed = !frame.header.event.starts_with("dc.")
