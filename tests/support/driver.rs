@@ -1,5 +1,5 @@
 //! A test driver: one tokio task owns a [`Sidecar`], the sans-IO [`Session`] of its life and
-//! the [`Supervisor`], the way `src/node/driver.rs` owns them on the JavaScript thread. It
+//! the [`Supervisor`], the way `src/node/driver/` owns them on the JavaScript thread. It
 //! carries out the supervisor's actions, feeds the sidecar's frames and exit into the
 //! session, writes [`Session::poll_transmit`] once per batch and honours both
 //! `poll_timeout`s. Handles talk to it over a channel; everything it saw or did goes to a
