@@ -16,6 +16,7 @@
 //! The figure is the median of `CORE_BENCH_ROUNDS` (7) runs of `CORE_BENCH_N` (200,000)
 //! messages; the same for 16-byte text messages.
 
+use bytes::Bytes;
 use pion_node_rs::core::{ChannelEvent, ChannelId, Event, Session};
 use pion_node_rs::protocol::messages::{self, PcCreate};
 use pion_node_rs::protocol::{encode_frame, FrameDecoder, FrameType, Header};
@@ -40,6 +41,26 @@ struct Stage {
     stdout: FrameDecoder,
     a: ChannelId,
     b: ChannelId,
+}
+
+/// Everything the session has for stdin.
+fn transmitted(session: &mut Session) -> Vec<Vec<u8>> {
+    std::iter::from_fn(|| session.poll_transmit()).collect()
+}
+
+/// A message's sequence number, as its first 8 bytes: hex digits, so a text message is text.
+const SEQ_LEN: usize = 8;
+
+/// Inside the timed part, so without an allocation.
+fn put_seq(data: &mut [u8], seq: usize) {
+    for (i, byte) in data[..SEQ_LEN].iter_mut().enumerate() {
+        *byte = b"0123456789abcdef"[(seq >> (4 * (SEQ_LEN - 1 - i))) & 0xf];
+    }
+}
+
+fn seq_of(data: &[u8]) -> usize {
+    let digits = std::str::from_utf8(&data[..SEQ_LEN]).expect("hex digits");
+    usize::from_str_radix(digits, 16).expect("hex digits")
 }
 
 fn frame(header: &Header, payload: &[u8], out: &mut Vec<u8>) {
@@ -85,26 +106,27 @@ impl Stage {
         channel
     }
 
-    /// The ids of the requests the session wrote since the last look.
-    fn take_requests(&mut self, into: &mut Vec<u32>) {
-        while let Some(bytes) = self.session.poll_transmit() {
-            self.requests.extend(&bytes);
+    /// The requests in `written` (what `poll_transmit` gave): their methods, ids and payloads.
+    fn requests_in(&mut self, written: &[Vec<u8>]) -> Vec<(String, u32, Bytes)> {
+        for bytes in written {
+            self.requests.extend(bytes);
         }
+        let mut requests = Vec::new();
         while let Some(f) = self
             .requests
             .next_frame()
             .expect("the session writes frames")
         {
-            into.push(f.header.id);
+            requests.push((f.header.method.to_string(), f.header.id, f.payload));
         }
+        requests
     }
 
     /// Answers every waiting request with `ok: true` and `payload`.
     fn answer_all(&mut self, payload: &[u8]) {
-        let mut ids = Vec::new();
-        self.take_requests(&mut ids);
+        let written = transmitted(&mut self.session);
         let mut bytes = Vec::new();
-        for id in ids {
+        for (_, id, _) in self.requests_in(&written) {
             frame(&response(id), payload, &mut bytes);
         }
         self.handle(&bytes);
@@ -150,9 +172,9 @@ fn run(n: usize, size: usize, binary: bool) -> Duration {
     rmp::encode::write_str(&mut ack, "bufferedAmount").unwrap();
     rmp::encode::write_uint(&mut ack, 0).unwrap();
     let message = event("bench-b", "dc.message", binary);
+    assert!(size >= SEQ_LEN, "a message holds its sequence number");
     let mut data = vec![b'x'; size];
     let mut timed = Duration::ZERO;
-    let mut ids = Vec::with_capacity(WINDOW);
     let mut stdout = Vec::new();
     let (mut sent, mut received) = (0usize, 0usize);
     while sent < n {
@@ -160,36 +182,21 @@ fn run(n: usize, size: usize, binary: bool) -> Duration {
         // A's sends and their one write.
         let started = Instant::now();
         for i in 0..batch {
-            data[..8.min(size)].copy_from_slice(&((sent + i) as u64).to_le_bytes()[..8.min(size)]);
+            put_seq(&mut data, sent + i);
             stage
                 .session
                 .send(a, &data, binary, stage.now)
                 .expect("the window fits the channel's budget");
         }
-        let mut written = Vec::new();
-        while let Some(bytes) = stage.session.poll_transmit() {
-            written.push(bytes);
-        }
+        let written = transmitted(&mut stage.session);
         timed += started.elapsed();
         sent += batch;
         // The stand-in sidecar: each dc.send acknowledged, its data delivered to B.
-        for bytes in &written {
-            stage.requests.extend(bytes);
-        }
-        ids.clear();
-        let mut payloads = Vec::with_capacity(batch);
-        while let Some(f) = stage
-            .requests
-            .next_frame()
-            .expect("the session writes frames")
-        {
-            assert_eq!(f.header.method.as_str(), "dc.send");
-            ids.push(f.header.id);
-            payloads.push(f.payload);
-        }
-        assert_eq!(ids.len(), batch, "one dc.send per send()");
+        let requests = stage.requests_in(&written);
+        assert_eq!(requests.len(), batch, "one request per send()");
         stdout.clear();
-        for (id, payload) in ids.iter().zip(&payloads) {
+        for (method, id, payload) in &requests {
+            assert_eq!(method, "dc.send");
             frame(&response(*id), &ack, &mut stdout);
             frame(&message, payload, &mut stdout);
         }
@@ -207,15 +214,7 @@ fn run(n: usize, size: usize, binary: bool) -> Duration {
                     assert_eq!(id, b);
                     assert_eq!(b2, binary);
                     assert_eq!(data.len(), size);
-                    let k = 8.min(size);
-                    let mut seq = [0u8; 8];
-                    seq[..k].copy_from_slice(&data[..k]);
-                    let mask = if k == 8 {
-                        u64::MAX
-                    } else {
-                        (1u64 << (8 * k)) - 1
-                    };
-                    assert_eq!(u64::from_le_bytes(seq), received as u64 & mask);
+                    assert_eq!(seq_of(&data), received);
                     received += 1;
                 }
                 Event::Channel(_, ChannelEvent::BufferedAmountLow) => {}
@@ -237,11 +236,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() {
     let n = env_usize("CORE_BENCH_N", 200_000).max(1);
     let rounds = env_usize("CORE_BENCH_ROUNDS", 7).max(1);
-    // `cargo bench` passes `--bench`; a filter argument picks cases by name.
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
+    // An argument picks the cases whose name has it.
+    let filter: Vec<String> = std::env::args().skip(1).collect();
     for (name, size, binary) in [("1 KiB binary", 1024, true), ("16 B text", 16, false)] {
         if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
             continue;
